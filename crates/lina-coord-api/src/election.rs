@@ -227,8 +227,14 @@ impl Shared {
 
     fn step_down(&self, reason: &str) {
         let was = self.held.lock().expect("election state lock").take();
-        if let Some(held) = was {
-            tracing::warn!(node = %self.node, term = held.term, reason, "stepped down");
+        match was {
+            Some(held) if self.stop.is_cancelled() => {
+                tracing::info!(node = %self.node, term = held.term, reason, "stepped down");
+            }
+            Some(held) => {
+                tracing::warn!(node = %self.node, term = held.term, reason, "stepped down");
+            }
+            None => {}
         }
         self.tx.send_replace(Leadership::Follower { leader: None });
     }
