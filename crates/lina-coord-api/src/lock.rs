@@ -87,8 +87,12 @@ pub enum LockAttempt {
 #[async_trait]
 pub trait LockBackend: Send + Sync + 'static {
     /// Takes `name` for `token` if free, raising its fencing counter.
-    async fn try_acquire(&self, name: &str, token: &OwnerToken, ttl: Duration)
-    -> Result<LockAttempt>;
+    async fn try_acquire(
+        &self,
+        name: &str,
+        token: &OwnerToken,
+        ttl: Duration,
+    ) -> Result<LockAttempt>;
 
     /// Deletes `name` if it holds `token` and announces the release; false
     /// when it did not hold `token`.

@@ -55,7 +55,9 @@ pub struct LocalHub {
 
 impl std::fmt::Debug for LocalHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalHub").field("epoch", &self.epoch).finish()
+        f.debug_struct("LocalHub")
+            .field("epoch", &self.epoch)
+            .finish()
     }
 }
 
@@ -68,7 +70,9 @@ impl Default for LocalHub {
 fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these short critical sections leaves
     // plain data behind; keep serving it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LocalHub {
@@ -332,8 +336,7 @@ impl LocalHub {
             }
         };
         if released {
-            self.election_signal
-                .send_modify(|n| *n = n.wrapping_add(1));
+            self.election_signal.send_modify(|n| *n = n.wrapping_add(1));
         }
         released
     }

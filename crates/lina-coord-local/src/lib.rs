@@ -39,8 +39,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lina_coord_api::{
     AcquireOutcome, BackendKind, Coordinator, Election, ElectionConfig, Epoch, Error, Event,
-    Events, HealthSnapshot, KeyTtl, Leadership, Kv, KvKey, LeaseBackend, LeaseElection, LockAttempt,
-    LockBackend, LockService, Locks, Member, Membership, NodeId, NodeInfo, OwnerToken,
+    Events, HealthSnapshot, KeyTtl, Kv, KvKey, Leadership, LeaseBackend, LeaseElection,
+    LockAttempt, LockBackend, LockService, Locks, Member, Membership, NodeId, NodeInfo, OwnerToken,
     REVISION_EVENT, Result, Revision, RevisionKey, Revisions, Role, Subscription,
     check_revision_key, unix_millis,
 };
@@ -177,7 +177,11 @@ fn member(node: &NodeInfo, role: Role) -> Member {
     }
 }
 
-async fn heartbeat(view: Arc<View>, leadership: watch::Receiver<Leadership>, settings: LocalSettings) {
+async fn heartbeat(
+    view: Arc<View>,
+    leadership: watch::Receiver<Leadership>,
+    settings: LocalSettings,
+) {
     let mut leadership = leadership;
     loop {
         let role = leadership.borrow_and_update().role();
@@ -292,9 +296,9 @@ impl Kv for View {
 
 fn check_ttl(ttl: Option<Duration>) -> Result<()> {
     match ttl {
-        Some(t) if t < Duration::from_millis(1) => Err(Error::invalid(format!(
-            "ttl {t:?} must be at least 1ms"
-        ))),
+        Some(t) if t < Duration::from_millis(1) => {
+            Err(Error::invalid(format!("ttl {t:?} must be at least 1ms")))
+        }
         _ => Ok(()),
     }
 }

@@ -34,7 +34,11 @@ pub async fn lock_exclusion_under_contention(harness: &dyn Harness) {
                     )
                     .await
                     .expect("acquire under contention");
-                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                assert_eq!(
+                    inside.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two holders at once"
+                );
                 tokens.lock().unwrap().push(guard.fencing_token());
                 tokio::task::yield_now().await;
                 inside.fetch_sub(1, Ordering::SeqCst);
@@ -73,11 +77,17 @@ pub async fn lock_busy_without_wait(harness: &dyn Harness) {
     let started = Instant::now();
     let err = b
         .locks()
-        .acquire("busy", LockOptions::ttl(Duration::from_secs(10)).wait(ms(150)))
+        .acquire(
+            "busy",
+            LockOptions::ttl(Duration::from_secs(10)).wait(ms(150)),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::LockBusy { .. }), "{err:?}");
-    assert!(started.elapsed() >= ms(140), "gave up before the wait ran out");
+    assert!(
+        started.elapsed() >= ms(140),
+        "gave up before the wait ran out"
+    );
     assert!(started.elapsed() < ms(1500), "waited far past the wait");
     held.release().await.unwrap();
 }
@@ -96,7 +106,10 @@ pub async fn lock_release_and_extend_check_the_token(harness: &dyn Harness) {
         .unwrap();
     let second = b
         .locks()
-        .acquire("tokened", LockOptions::ttl(Duration::from_secs(10)).wait(Duration::from_secs(3)))
+        .acquire(
+            "tokened",
+            LockOptions::ttl(Duration::from_secs(10)).wait(Duration::from_secs(3)),
+        )
         .await
         .expect("the expired lock can be taken");
     assert_ne!(first.token(), second.token());
@@ -109,8 +122,14 @@ pub async fn lock_release_and_extend_check_the_token(harness: &dyn Harness) {
         .acquire("tokened", LockOptions::ttl(Duration::from_secs(1)))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::LockBusy { .. }), "the second holder lost its lock: {err:?}");
-    second.extend(Duration::from_secs(10)).await.expect("holder extends");
+    assert!(
+        matches!(err, Error::LockBusy { .. }),
+        "the second holder lost its lock: {err:?}"
+    );
+    second
+        .extend(Duration::from_secs(10))
+        .await
+        .expect("holder extends");
     second.release().await.expect("holder releases");
 }
 
@@ -128,11 +147,17 @@ pub async fn leaked_lock_expires(harness: &dyn Harness) {
     std::mem::forget(leaked);
     let guard = b
         .locks()
-        .acquire("leaked", LockOptions::ttl(Duration::from_secs(5)).wait(Duration::from_secs(5)))
+        .acquire(
+            "leaked",
+            LockOptions::ttl(Duration::from_secs(5)).wait(Duration::from_secs(5)),
+        )
         .await
         .expect("leaked lock expires");
     let waited = started.elapsed();
-    assert!(waited >= ms(200), "taken before the TTL ran out: {waited:?}");
+    assert!(
+        waited >= ms(200),
+        "taken before the TTL ran out: {waited:?}"
+    );
     assert!(waited < ms(1500), "took too long after the TTL: {waited:?}");
     guard.release().await.unwrap();
 }
@@ -148,10 +173,17 @@ pub async fn fencing_tokens_strictly_rise(harness: &dyn Harness) {
         let node = if i % 2 == 0 { &a } else { &b };
         let guard = node
             .locks()
-            .acquire("fenced", LockOptions::ttl(ms(100)).wait(Duration::from_secs(3)))
+            .acquire(
+                "fenced",
+                LockOptions::ttl(ms(100)).wait(Duration::from_secs(3)),
+            )
             .await
             .unwrap();
-        assert!(guard.fencing_token() > last, "token {} after {last}", guard.fencing_token());
+        assert!(
+            guard.fencing_token() > last,
+            "token {} after {last}",
+            guard.fencing_token()
+        );
         last = guard.fencing_token();
         if i % 3 == 0 {
             std::mem::forget(guard); // expires instead of being released
@@ -228,7 +260,10 @@ pub async fn lost_fires_at_deadline_without_watchdog(harness: &dyn Harness) {
     tokio::time::timeout(ms(1000), guard.lost())
         .await
         .expect("lost() at the deadline");
-    assert!(started.elapsed() <= ms(400), "lost long after the key expired");
+    assert!(
+        started.elapsed() <= ms(400),
+        "lost long after the key expired"
+    );
     assert!(guard.is_lost());
 }
 
@@ -246,7 +281,10 @@ pub async fn release_wakes_waiter_without_polling(harness: &dyn Harness) {
     let waiter = tokio::spawn(async move {
         let guard = b
             .locks()
-            .acquire("handoff", LockOptions::ttl(Duration::from_secs(5)).wait(Duration::from_secs(10)))
+            .acquire(
+                "handoff",
+                LockOptions::ttl(Duration::from_secs(5)).wait(Duration::from_secs(10)),
+            )
             .await
             .expect("waiter is granted the lock");
         let granted = Instant::now();
@@ -271,12 +309,18 @@ pub async fn invalid_arguments_are_refused(harness: &dyn Harness) {
             .acquire(name, LockOptions::ttl(ttl))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{name:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidArgument(_)),
+            "{name:?}: {err:?}"
+        );
         assert!(!err.is_retryable());
     }
     for (domain, scope) in [("Bad", "x"), ("ok", ""), ("ok", "a b")] {
         let err = a.revisions().bump(domain, scope).await.unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{domain:?}/{scope:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidArgument(_)),
+            "{domain:?}/{scope:?}: {err:?}"
+        );
     }
 }
 
@@ -316,10 +360,18 @@ pub async fn one_leader_and_fast_failover_on_release(harness: &dyn Harness) {
         }
         let rx = node.election().leadership();
         let ok = eventually(Duration::from_secs(2), || {
-            *rx.borrow() == Leadership::Follower { leader: Some(leader_id.clone()) }
+            *rx.borrow()
+                == Leadership::Follower {
+                    leader: Some(leader_id.clone()),
+                }
         })
         .await;
-        assert!(ok, "follower {} does not know the leader: {:?}", node.node_id(), *rx.borrow());
+        assert!(
+            ok,
+            "follower {} does not know the leader: {:?}",
+            node.node_id(),
+            *rx.borrow()
+        );
     }
     let released = Instant::now();
     nodes[leader].shutdown().await.unwrap();
@@ -344,7 +396,11 @@ pub async fn failover_after_crash_within_lease(harness: &dyn Harness) {
     let lease = settings.election.lease;
     let a = cluster.node(settings).await;
     assert!(
-        eventually(Duration::from_secs(2), || a.coordinator.election().is_leader()).await,
+        eventually(Duration::from_secs(2), || a
+            .coordinator
+            .election()
+            .is_leader())
+        .await,
         "first node leads"
     );
     let term = a.coordinator.election().leader_term().unwrap();
@@ -353,7 +409,11 @@ pub async fn failover_after_crash_within_lease(harness: &dyn Harness) {
     let crashed = Instant::now();
     (a.crash)();
     let ok = eventually(lease + ms(250), || b.election().is_leader()).await;
-    assert!(ok, "no failover within lease + 250ms ({:?})", crashed.elapsed());
+    assert!(
+        ok,
+        "no failover within lease + 250ms ({:?})",
+        crashed.elapsed()
+    );
     assert!(b.election().leader_term().unwrap() > term);
 }
 
@@ -403,7 +463,10 @@ pub async fn membership_lists_live_nodes(harness: &dyn Harness) {
         if ids == ["a", "b"] && leaders == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "members never became [a, b] with one leader: {members:?}");
+        assert!(
+            Instant::now() < deadline,
+            "members never became [a, b] with one leader: {members:?}"
+        );
         tokio::time::sleep(ms(20)).await;
     }
     b.shutdown().await.unwrap();

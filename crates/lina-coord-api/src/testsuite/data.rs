@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::{Harness, NodeSettings};
-use crate::{Error, Event, EventItem, KeyTtl, KvKey, REVISION_EVENT, RevisionKey, Scope, Subscription};
+use crate::{
+    Error, Event, EventItem, KeyTtl, KvKey, REVISION_EVENT, RevisionKey, Scope, Subscription,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -49,9 +51,16 @@ pub async fn kv_ttls(harness: &dyn Harness) {
         other => panic!("expected an expiring key, got {other:?}"),
     }
     assert_eq!(a.kv().ttl(&forever).await.unwrap(), KeyTtl::Persistent);
-    assert_eq!(a.kv().ttl(&key("ttl", "none")).await.unwrap(), KeyTtl::Missing);
+    assert_eq!(
+        a.kv().ttl(&key("ttl", "none")).await.unwrap(),
+        KeyTtl::Missing
+    );
     tokio::time::sleep(ms(260)).await;
-    assert_eq!(a.kv().get(&short).await.unwrap(), None, "expired value still served");
+    assert_eq!(
+        a.kv().get(&short).await.unwrap(),
+        None,
+        "expired value still served"
+    );
     assert_eq!(a.kv().ttl(&short).await.unwrap(), KeyTtl::Missing);
     assert!(
         a.kv().set_nx(&short, b"z", Some(ms(200))).await.unwrap(),
@@ -92,7 +101,10 @@ pub async fn kv_incr_by_is_atomic_with_fixed_window_ttl(harness: &dyn Harness) {
     }
     assert_eq!(a.kv().incr_by(&counter, 0, None).await.unwrap(), 200);
     assert_eq!(a.kv().incr_by(&counter, -50, None).await.unwrap(), 150);
-    assert!(matches!(a.kv().ttl(&counter).await.unwrap(), KeyTtl::Expires(_)));
+    assert!(matches!(
+        a.kv().ttl(&counter).await.unwrap(),
+        KeyTtl::Expires(_)
+    ));
 
     let window = key("incr", "window");
     assert_eq!(a.kv().incr_by(&window, 1, Some(ms(300))).await.unwrap(), 1);
@@ -103,7 +115,11 @@ pub async fn kv_incr_by_is_atomic_with_fixed_window_ttl(harness: &dyn Harness) {
         other => panic!("expected an expiring counter, got {other:?}"),
     }
     tokio::time::sleep(ms(250)).await;
-    assert_eq!(a.kv().incr_by(&window, 1, Some(ms(300))).await.unwrap(), 1, "window restarts");
+    assert_eq!(
+        a.kv().incr_by(&window, 1, Some(ms(300))).await.unwrap(),
+        1,
+        "window restarts"
+    );
 
     let text = key("incr", "text");
     a.kv().set(&text, b"not a number", None).await.unwrap();
@@ -128,7 +144,12 @@ pub async fn scoped_keys_never_collide(harness: &dyn Harness) {
         KvKey::new(Scope::module("m").unwrap(), "a", "b:c").unwrap(),
         KvKey::new(Scope::plugin("m").unwrap(), "a", "b:c").unwrap(),
         KvKey::new(Scope::plugin("m:a").unwrap(), "b", "c").unwrap(),
-        KvKey::new(Scope::plugin("m").unwrap().with_tenant("1").unwrap(), "a", "b:c").unwrap(),
+        KvKey::new(
+            Scope::plugin("m").unwrap().with_tenant("1").unwrap(),
+            "a",
+            "b:c",
+        )
+        .unwrap(),
         KvKey::new(Scope::host(), "{a}", "%3A").unwrap(),
         KvKey::new(Scope::host(), "{a}", ":").unwrap(),
     ];
@@ -141,7 +162,11 @@ pub async fn scoped_keys_never_collide(harness: &dyn Harness) {
             Some(i.to_string().as_bytes()),
             "key {k} collided"
         );
-        assert_eq!(x.kv().get(k).await.unwrap(), None, "deployments share key {k}");
+        assert_eq!(
+            x.kv().get(k).await.unwrap(),
+            None,
+            "deployments share key {k}"
+        );
     }
 }
 
@@ -205,9 +230,13 @@ pub async fn events_reach_every_node(harness: &dyn Harness) {
     let a = cluster.node(NodeSettings::short("a")).await.coordinator;
     let b = cluster.node(NodeSettings::short("b")).await.coordinator;
     let c = cluster.node(NodeSettings::short("c")).await.coordinator;
-    let mut subs = vec![a.events().subscribe(), b.events().subscribe(), c.events().subscribe()];
-    let event = Event::new("session-revoked", "session", "token-1", b.node_id().clone())
-        .with_tenant("7");
+    let mut subs = vec![
+        a.events().subscribe(),
+        b.events().subscribe(),
+        c.events().subscribe(),
+    ];
+    let event =
+        Event::new("session-revoked", "session", "token-1", b.node_id().clone()).with_tenant("7");
     b.events().publish(event.clone()).await.unwrap();
     for sub in &mut subs {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);

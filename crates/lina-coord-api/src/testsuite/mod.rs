@@ -2,7 +2,7 @@
 //! function over a backend [`Harness`]. Each backend runs all of them with
 //! [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! lina_coord_api::conformance_tests!(my_backend::TestHarness::new());
 //! ```
 //!

@@ -4,8 +4,11 @@ use lina_coord_api::{BackendKind, Coordinator, Leadership, LockOptions, NodeId, 
 use lina_coord_local::LocalCoordinator;
 
 async fn single() -> LocalCoordinator {
-    LocalCoordinator::single(NodeInfo::new(NodeId::new("solo:9120").unwrap(), "127.0.0.1:9120"))
-        .await
+    LocalCoordinator::single(NodeInfo::new(
+        NodeId::new("solo:9120").unwrap(),
+        "127.0.0.1:9120",
+    ))
+    .await
 }
 
 #[tokio::test]
