@@ -536,6 +536,11 @@ pub struct RedisConfig {
     /// `cluster.redis.sentinel` (Lina): find the master through Sentinel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelConfig>,
+    /// `cluster.redis.clusterNodes` (Lina): seed `host:port` nodes of a Redis
+    /// Cluster; when set, `address` is ignored and every key shares the
+    /// `{namespace}` hash tag so multi-key scripts stay on one slot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for RedisConfig {
@@ -551,6 +556,7 @@ impl Default for RedisConfig {
             write_timeout: Duration::from_secs(2),
             tls: RedisTls::default(),
             sentinel: None,
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -753,6 +759,7 @@ pub(crate) fn schema_sample() -> Config {
         username: Some(String::new()),
         ..SentinelConfig::default()
     });
+    c.cluster.redis.cluster_nodes = vec![String::new()];
     c.plugin.auto_enable = vec![AutoEnablePlugin {
         id: String::new(),
         with_mock_data: false,

@@ -262,6 +262,22 @@ pub(crate) fn validate(
         );
     }
     let redis = &cluster.redis;
+    if !redis.cluster_nodes.is_empty() && !c.broken("cluster.redis.clusterNodes") {
+        if redis.sentinel.is_some() {
+            c.error(
+                "cluster.redis.clusterNodes",
+                "cannot be combined with cluster.redis.sentinel; choose one connection mode",
+            );
+        }
+        for (i, addr) in redis.cluster_nodes.iter().enumerate() {
+            if !is_host_port(addr) {
+                c.error(
+                    &format!("cluster.redis.clusterNodes[{i}]"),
+                    format!("{addr:?} is not host:port"),
+                );
+            }
+        }
+    }
     match &redis.sentinel {
         Some(sentinel) if !c.broken("cluster.redis.sentinel") => {
             if sentinel.service_name.trim().is_empty() {
@@ -283,7 +299,7 @@ pub(crate) fn validate(
             }
         }
         Some(_) => {}
-        None if c.broken("cluster.redis.address") => {}
+        None if c.broken("cluster.redis.address") || !redis.cluster_nodes.is_empty() => {}
         None => {
             if redis.address.trim().is_empty() {
                 c.error(
@@ -299,11 +315,18 @@ pub(crate) fn validate(
         }
     }
     if !c.broken("cluster.redis.namespace")
-        && (redis.namespace.is_empty() || redis.namespace.chars().any(char::is_whitespace))
+        && (redis.namespace.is_empty()
+            || redis
+                .namespace
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch == '{' || ch == '}'))
     {
         c.error(
             "cluster.redis.namespace",
-            format!("{:?} must be non-empty without whitespace", redis.namespace),
+            format!(
+                "{:?} must be non-empty without whitespace or braces",
+                redis.namespace
+            ),
         );
     }
     for (path, value) in [

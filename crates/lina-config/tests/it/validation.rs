@@ -291,3 +291,36 @@ fn workspace_node_id_and_cache_rules() {
         ]
     );
 }
+
+#[test]
+fn cluster_nodes_select_redis_cluster_and_are_checked() {
+    let yaml = r#"
+cluster:
+  enabled: true
+  redis:
+    address: ""
+    clusterNodes: ["r1:7000", "r2:7001"]
+database:
+  default:
+    link: "postgres://u:p@h/db"
+"#;
+    let loaded = load_from(Some(yaml), env(&[("LINA_JWT__SECRET", GOOD_SECRET)])).unwrap();
+    assert_eq!(
+        loaded.config.cluster.redis.cluster_nodes,
+        ["r1:7000", "r2:7001"]
+    );
+
+    let problems = super::problems(
+        "cluster:\n  enabled: true\n  redis:\n    namespace: \"{x}\"\n    clusterNodes: [nope]\n    sentinel:\n      serviceName: m\n      addresses: [\"s:1\"]\njwt:\n  secret: 0123456789abcdef0\ndatabase:\n  default:\n    link: postgres://h/db\n",
+    );
+    let mut paths = super::paths(&problems);
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "cluster.redis.clusterNodes",
+            "cluster.redis.clusterNodes[0]",
+            "cluster.redis.namespace"
+        ]
+    );
+}
