@@ -4,9 +4,10 @@
 //! shares the `{namespace}` hash tag, so the scripts also work on Redis
 //! Cluster.
 //!
-//! Counters that fence (leader terms, lock fencing tokens) are seeded from
-//! the server clock when created, so they keep rising across a loss of the
-//! dataset instead of restarting at 1.
+//! Counters that fence are seeded from the server clock when created —
+//! leader terms in milliseconds, lock fencing tokens in microseconds — so
+//! they keep rising across a loss of the dataset instead of restarting at 1
+//! (unless a deployment changed leader more than once a millisecond).
 
 use std::sync::LazyLock;
 
@@ -34,7 +35,7 @@ end
 local term = redis.call('INCR', KEYS[2])
 if term == 1 then
   local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1])
+  redis.call('SET', KEYS[2], t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)))
   term = redis.call('INCR', KEYS[2])
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'PX', ARGV[3])

@@ -54,5 +54,5 @@ pub use discovery::{
 pub use error::{Error, Result};
 pub use net::{free_port, wait_until};
 pub use postgres::{TestDatabase, create_database, fresh_database};
-pub use redis::{RedisServer, RedisServerBuilder, redis_sentinel_available};
+pub use redis::{RedisSentinel, RedisServer, RedisServerBuilder, redis_sentinel_available};
 pub use sqlite::{TempSqlite, temp_sqlite};

@@ -23,9 +23,99 @@ const PORT_ATTEMPTS: usize = 5;
 /// Commands disabled on every server this crate starts, so any use fails loudly.
 pub(crate) const DISABLED_COMMANDS: [&str; 3] = ["FLUSHALL", "FLUSHDB", "KEYS"];
 
-/// Whether the `redis-sentinel` binary is installed (in `$PATH` or `/usr/bin`).
+/// Whether Sentinel can run here: [`RedisSentinel`] runs `redis-server
+/// --sentinel`, so this is true wherever `redis-server` is installed (the
+/// separate `redis-sentinel` package is not needed).
 pub async fn redis_sentinel_available() -> bool {
-    find_redis_binary("redis-sentinel").is_some()
+    find_redis_binary("redis-server").is_some() || find_redis_binary("redis-sentinel").is_some()
+}
+
+/// A private Sentinel (`redis-server <conf> --sentinel`) monitoring one
+/// [`RedisServer`] as master `service`, on a free port; killed on drop.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    child: Mutex<Child>,
+    port: u16,
+    service: String,
+    dir: TempDir,
+}
+
+impl RedisSentinel {
+    /// Starts a Sentinel that monitors `master` under the name `service`
+    /// (quorum 1) and waits until it answers.
+    pub async fn start(master: &RedisServer, service: &str) -> Result<RedisSentinel> {
+        let binary = redis_server_binary()?;
+        let mut last_err = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let dir = tempfile::Builder::new()
+                .prefix("lina-sentinel-")
+                .tempdir()
+                .map_err(|e| Error::io("create temp dir for redis sentinel", e))?;
+            let port = free_port();
+            let mut conf = format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile {log}\ndir {dir}\n\
+                 sentinel monitor {service} 127.0.0.1 {master} 1\n\
+                 sentinel down-after-milliseconds {service} 5000\n",
+                log = dir.path().join("sentinel.log").display(),
+                dir = dir.path().display(),
+                master = master.port(),
+            );
+            if let Some(password) = &master.options.password {
+                conf.push_str(&format!("sentinel auth-pass {service} {password}\n"));
+            }
+            let conf_path = dir.path().join("sentinel.conf");
+            std::fs::write(&conf_path, conf).map_err(|e| Error::io("write sentinel.conf", e))?;
+            let child = Command::new(&binary)
+                .arg(&conf_path)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| Error::io(format!("spawn {} --sentinel", binary.display()), e))?;
+            let sentinel = RedisSentinel {
+                child: Mutex::new(child),
+                port,
+                service: service.to_string(),
+                dir,
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let up = wait_until(START_DEADLINE, POLL, || async move {
+                redis_ping(addr, Duration::from_millis(200)).await.is_up()
+            })
+            .await;
+            if up {
+                return Ok(sentinel);
+            }
+            last_err = Some(Error::StartFailed {
+                what: format!("redis sentinel on port {port}"),
+                detail: sys::log_tail(&sentinel.dir.path().join("sentinel.log"), 600),
+            });
+        }
+        Err(last_err.expect("at least one start attempt"))
+    }
+
+    /// `127.0.0.1`.
+    pub fn host(&self) -> &str {
+        "127.0.0.1"
+    }
+
+    /// The Sentinel's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The monitored master's service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = kill_child(child);
+    }
 }
 
 pub(crate) fn find_redis_binary(name: &str) -> Option<PathBuf> {

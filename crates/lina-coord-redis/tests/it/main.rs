@@ -4,3 +4,6 @@
 mod conformance {
     lina_coord_api::conformance_tests!(lina_coord_redis::testing::RedisHarness::default());
 }
+
+mod connect;
+mod faults;
