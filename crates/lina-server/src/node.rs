@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use lina_config::{Config, DatabaseLink};
 use lina_coord_api::{Coordinator, NodeId, NodeInfo};
 use lina_coord_local::LocalCoordinator;
+use lina_coord_redis::{RedisCoordinator, RedisSettings};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 /// One running node: configuration, identity, coordinator and database.
@@ -30,12 +31,11 @@ impl Node {
         let started = Instant::now();
         let node_id = NodeId::new(node_id(&config)).context("invalid node id")?;
         let address = advertised_address(&config);
+        let info = NodeInfo::new(node_id.clone(), address);
         let coordinator: Arc<dyn Coordinator> = if config.cluster.enabled {
-            bail!(
-                "cluster mode needs the redis coordination backend, which this build does not include yet; set cluster.enabled: false"
-            );
+            Arc::new(connect_redis(&config, info).await?)
         } else {
-            Arc::new(LocalCoordinator::single(NodeInfo::new(node_id.clone(), address)).await)
+            Arc::new(LocalCoordinator::single(info).await)
         };
         let db = open_database(&config.database.default.link).await?;
         tracing::info!(
@@ -77,6 +77,39 @@ pub fn node_id(config: &Config) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string());
     format!("{host}:{}", config.server.bind_addr().port())
+}
+
+/// How long startup waits for Redis to answer: ten connect timeouts.
+const REDIS_WAIT_CONNECTS: u32 = 10;
+
+/// Connects to Redis, retrying transient failures for a bounded time, so a
+/// node started alongside Redis waits for it; anything else (bad password,
+/// bad settings) fails at once.
+async fn connect_redis(config: &Config, info: NodeInfo) -> anyhow::Result<RedisCoordinator> {
+    let redis = &config.cluster.redis;
+    let settings = RedisSettings::from_config(redis, &config.cluster.election)
+        .context("invalid cluster.redis settings")?;
+    let wait = redis.connect_timeout * REDIS_WAIT_CONNECTS;
+    let deadline = Instant::now() + wait;
+    let target = match &redis.sentinel {
+        Some(s) => format!("sentinel {} at {}", s.service_name, s.addresses.join(",")),
+        None if !redis.cluster_nodes.is_empty() => redis.cluster_nodes.join(","),
+        None => redis.address.clone(),
+    };
+    loop {
+        match RedisCoordinator::connect(settings.clone(), info.clone()).await {
+            Ok(coordinator) => return Ok(coordinator),
+            Err(error) if error.is_retryable() && Instant::now() < deadline => {
+                tracing::warn!(redis = %target, %error, "waiting for redis");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                return Err(anyhow!(error)).with_context(|| {
+                    format!("redis at {target} is required in cluster mode and did not answer within {wait:?}")
+                });
+            }
+        }
+    }
 }
 
 fn advertised_address(config: &Config) -> String {

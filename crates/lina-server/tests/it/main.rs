@@ -1,6 +1,7 @@
 //! Black-box tests of the `lina-server` binary.
 
 mod check_config;
+mod cluster;
 mod serve;
 
 use std::path::Path;
