@@ -39,7 +39,7 @@ struct ElectionEntry {
 /// server has a hub of its own; tests put several coordinators on one hub to
 /// act as several nodes.
 pub struct LocalHub {
-    epoch: Epoch,
+    epoch: Mutex<Epoch>,
     kv: Mutex<HashMap<String, Value>>,
     locks: Mutex<HashMap<String, LockEntry>>,
     fences: Mutex<HashMap<String, u64>>,
@@ -79,7 +79,7 @@ impl LocalHub {
     /// An empty deployment with a fresh random epoch.
     pub fn new() -> Self {
         LocalHub {
-            epoch: Epoch(random_hex128()),
+            epoch: Mutex::new(Epoch(random_hex128())),
             kv: Mutex::default(),
             locks: Mutex::default(),
             fences: Mutex::default(),
@@ -94,9 +94,28 @@ impl LocalHub {
         }
     }
 
-    /// The deployment's epoch (fixed for the hub's life).
-    pub fn epoch(&self) -> &Epoch {
-        &self.epoch
+    /// The deployment's epoch; it changes only through [`LocalHub::lose_data`].
+    pub fn epoch(&self) -> Epoch {
+        guard(&self.epoch).clone()
+    }
+
+    /// Simulates a loss of the shared state, as a Redis restarted without
+    /// persistence would have (fault injection for tests): values,
+    /// revisions, locks and the lease are gone, the epoch changes and every
+    /// subscriber gets a `Resync`. Fencing counters and the term keep
+    /// rising, as Redis's clock-seeded counters do.
+    pub fn lose_data(&self) {
+        *guard(&self.epoch) = Epoch(random_hex128());
+        guard(&self.kv).clear();
+        guard(&self.locks).clear();
+        guard(&self.revisions).clear();
+        guard(&self.election).holder = None;
+        let resync = EventItem::Resync {
+            reason: "local hub lost its data (epoch changed)".to_string(),
+        };
+        for tx in guard(&self.subscribers).values() {
+            let _ = tx.send(resync.clone());
+        }
     }
 
     /// Deletes lock `name` behind its holder's back (fault injection for

@@ -309,7 +309,7 @@ impl Revisions for View {
         check_revision_key(domain, scope)?;
         let hub = self.open()?;
         let revision = Revision {
-            epoch: hub.epoch().clone(),
+            epoch: hub.epoch(),
             value: hub.revision_bump(domain, scope),
         };
         hub.publish(
@@ -323,7 +323,7 @@ impl Revisions for View {
         check_revision_key(domain, scope)?;
         let hub = self.open()?;
         Ok(Revision {
-            epoch: hub.epoch().clone(),
+            epoch: hub.epoch(),
             value: hub.revision_current(domain, scope),
         })
     }
@@ -334,7 +334,7 @@ impl Revisions for View {
             .map(|k| {
                 check_revision_key(&k.domain, &k.scope)?;
                 Ok(Revision {
-                    epoch: hub.epoch().clone(),
+                    epoch: hub.epoch(),
                     value: hub.revision_current(&k.domain, &k.scope),
                 })
             })
@@ -342,7 +342,7 @@ impl Revisions for View {
     }
 
     async fn epoch(&self) -> Result<Epoch> {
-        Ok(self.open()?.epoch().clone())
+        Ok(self.open()?.epoch())
     }
 }
 
