@@ -6,6 +6,7 @@
 //!
 //! - [`shared_redis`]: a Redis shared by all tests; use a unique key prefix, never flush.
 //! - [`RedisServer`]: a private `redis-server` per test, to kill, pause or restart.
+//! - [`RedisClusterServer`]: a private Redis Cluster of N masters per test.
 //! - [`fresh_database`]: a new, uniquely named PostgreSQL database, dropped on drop.
 //! - [`temp_sqlite`]: a SQLite file in a temporary directory.
 //! - [`free_port`], [`wait_until`]: poll with a deadline, never sleep and hope.
@@ -43,6 +44,7 @@ mod error;
 mod net;
 mod postgres;
 mod redis;
+mod redis_cluster;
 mod sqlite;
 mod sys;
 
@@ -55,4 +57,5 @@ pub use error::{Error, Result};
 pub use net::{free_port, wait_until};
 pub use postgres::{TestDatabase, create_database, fresh_database};
 pub use redis::{RedisSentinel, RedisServer, RedisServerBuilder, redis_sentinel_available};
+pub use redis_cluster::RedisClusterServer;
 pub use sqlite::{TempSqlite, temp_sqlite};

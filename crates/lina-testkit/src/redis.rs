@@ -14,11 +14,11 @@ use crate::net::{Ping, free_port, redis_ping, wait_until};
 use crate::sys;
 
 /// How long a server may take to answer its first PING.
-const START_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const START_DEADLINE: Duration = Duration::from_secs(10);
 /// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(3);
+pub(crate) const POLL: Duration = Duration::from_millis(3);
 /// How many fresh ports to try when a racing process takes ours.
-const PORT_ATTEMPTS: usize = 5;
+pub(crate) const PORT_ATTEMPTS: usize = 5;
 
 /// Commands disabled on every server this crate starts, so any use fails loudly.
 pub(crate) const DISABLED_COMMANDS: [&str; 3] = ["FLUSHALL", "FLUSHDB", "KEYS"];
@@ -125,7 +125,7 @@ pub(crate) fn find_redis_binary(name: &str) -> Option<PathBuf> {
     )
 }
 
-fn redis_server_binary() -> Result<PathBuf> {
+pub(crate) fn redis_server_binary() -> Result<PathBuf> {
     find_redis_binary("redis-server").ok_or_else(|| {
         Error::Unavailable(
             "no redis-server binary found in PATH: install redis-server \
@@ -351,7 +351,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn kill_child(child: &mut Child) -> Result<()> {
+pub(crate) fn kill_child(child: &mut Child) -> Result<()> {
     // SIGKILL works on a stopped process too.
     if let Ok(None) = child.try_wait()
         && let Err(e) = child.kill()
@@ -373,7 +373,7 @@ fn encode(s: &str) -> String {
 }
 
 /// The arguments shared by private and shared throwaway servers.
-fn base_args(cmd: &mut Command, port: u16, dir: &Path) {
+pub(crate) fn base_args(cmd: &mut Command, port: u16, dir: &Path) {
     cmd.arg("--port")
         .arg(port.to_string())
         .args(["--bind", "127.0.0.1"])

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lina_testkit::{RedisServer, shared_redis};
+use lina_testkit::{RedisClusterServer, RedisServer, shared_redis};
 
 use crate::support::{Resp, process_alive};
 
@@ -199,5 +199,67 @@ async fn sentinel_availability_matches_the_binary() {
         .any(|p| std::path::Path::new(p).exists());
     if expected {
         assert!(lina_testkit::redis_sentinel_available().await);
+    }
+}
+
+#[tokio::test]
+async fn cluster_of_three_masters_starts_and_reports_ok() {
+    let started = Instant::now();
+    let cluster = RedisClusterServer::start(3).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "cluster start took {took:?}"
+    );
+    assert!(cluster.is_running());
+    let nodes = cluster.nodes();
+    assert_eq!(nodes.len(), 3);
+    let mut ports: Vec<u16> = nodes.iter().map(|(_, p)| *p).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "distinct ports: {nodes:?}");
+
+    let mut moved = 0;
+    for (host, port) in &nodes {
+        assert_eq!(host, "127.0.0.1");
+        let mut c = Resp::connect(SocketAddr::from(([127, 0, 0, 1], *port)))
+            .await
+            .unwrap();
+        let info = c.cmd(&["CLUSTER", "INFO"]).await;
+        for line in [
+            "cluster_state:ok",
+            "cluster_slots_ok:16384",
+            "cluster_known_nodes:3",
+            "cluster_size:3",
+        ] {
+            assert!(info.contains(line), "node {port} lacks {line}: {info}");
+        }
+        assert!(
+            c.cmd(&["FLUSHALL"])
+                .await
+                .starts_with("-ERR unknown command")
+        );
+        // Slots are spread: one key lives on exactly one node.
+        match c.cmd(&["SET", "lina-testkit:cluster", "v"]).await.as_str() {
+            "+OK" => {}
+            reply if reply.starts_with("-MOVED") => moved += 1,
+            reply => panic!("SET on node {port} answered {reply}"),
+        }
+    }
+    assert_eq!(moved, 2, "a key belongs to one of three masters");
+
+    let pids = cluster.pids();
+    cluster.kill_all().unwrap();
+    assert!(!cluster.is_running());
+    for pid in &pids {
+        assert!(!process_alive(*pid));
+    }
+    cluster.kill_all().unwrap(); // killing twice is fine
+
+    let cluster = RedisClusterServer::start(3).await.unwrap();
+    let pids = cluster.pids();
+    drop(cluster);
+    for pid in pids {
+        assert!(!process_alive(pid));
     }
 }
