@@ -2,15 +2,18 @@
 //!
 //! `cargo xtask` is an alias (in `.cargo/config.toml`) for
 //! `cargo run --package xtask --quiet --`. Each command lives in its own module;
-//! later ones (`run-cluster`, `verify`, `bench`, `chaos`) are added the same way.
+//! later ones (`run-cluster`, `verify`, `chaos`) are added the same way.
 //!
 //! ```text
 //! cargo xtask test                 # fmt check, clippy, services, nextest, doc tests
 //! cargo xtask test --no-clippy -p lina-testkit -- redis::   # skip a step, one package, a filter
 //! cargo xtask services start       # find or start PG + Redis, print `export …` lines
 //! cargo xtask services stop        # stop throwaway servers left running
+//! cargo xtask bench                # list the benchmark targets
+//! cargo xtask bench coord          # measure coordination on a private redis-server
 //! ```
 
+mod bench;
 mod process;
 mod services;
 mod test;
@@ -33,6 +36,9 @@ enum Command {
     Test(test::TestArgs),
     /// Start, show or stop the PostgreSQL and Redis that tests use.
     Services(services::ServicesArgs),
+    /// Measure a subsystem (`cargo xtask bench` lists the targets); writes
+    /// target/bench/<target>.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test::run(args),
         Command::Services(args) => services::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

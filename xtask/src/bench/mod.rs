@@ -1,0 +1,97 @@
+//! `cargo xtask bench <target>`: measurements, not tests.
+//!
+//! Each target is a subcommand of [`Target`] in its own module, measures
+//! against services it starts itself, prints a table and writes it as
+//! markdown to `target/bench/<target>.md`. A missed target is reported as
+//! `MISS` but does not fail the command: only an error does.
+//!
+//! From a debug build of xtask (what `cargo xtask` runs) the command re-runs
+//! itself built with `--release`, so the measured code is optimized; pass
+//! `--in-process` to measure in whatever profile xtask was built with.
+
+mod coord;
+mod report;
+
+use std::ffi::OsString;
+
+use anyhow::{Result, bail};
+use clap::{Args, CommandFactory, Subcommand};
+
+use crate::process::{ChildGuard, cargo, display};
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure in this process, in the profile xtask was built with, instead
+    /// of re-running xtask built with `--release` (numbers from a debug build
+    /// are not meaningful).
+    #[arg(long, global = true)]
+    in_process: bool,
+    /// What to measure; without one, the targets are listed.
+    #[command(subcommand)]
+    target: Option<Target>,
+}
+
+/// The benchmark targets.
+#[derive(Debug, Subcommand)]
+enum Target {
+    /// Coordination on Redis: raw GET baseline, lock cycle, lock hand-off,
+    /// revision event latency, commands/s of idle nodes.
+    Coord(coord::CoordArgs),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Coord(_) => "coord",
+        }
+    }
+}
+
+/// Only for listing the targets with their help text.
+#[derive(Debug, clap::Parser)]
+struct Targets {
+    #[command(subcommand)]
+    target: Target,
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let Some(target) = args.target else {
+        list_targets();
+        return Ok(());
+    };
+    if cfg!(debug_assertions) && !args.in_process {
+        return rerun_in_release(target.name());
+    }
+    match target {
+        Target::Coord(coord_args) => coord::run(coord_args),
+    }
+}
+
+fn list_targets() {
+    println!("benchmark targets (cargo xtask bench <target> [--help]):");
+    let command = Targets::command();
+    for sub in command.get_subcommands() {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let about = about.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!("  {:<8} {about}", sub.get_name());
+    }
+}
+
+/// Runs the same command line again from xtask built with `--release`.
+fn rerun_in_release(target: &str) -> Result<()> {
+    let mut cmd = cargo(&["run", "--release", "--package", "xtask", "--"]);
+    cmd.args(std::env::args_os().skip(1))
+        .arg(OsString::from("--in-process"));
+    eprintln!(
+        "xtask bench {target}: measuring with an optimized build: {} \
+         (the first release build takes a few minutes)",
+        display(&cmd)
+    );
+    let status = ChildGuard::spawn(&mut cmd)?.wait()?;
+    if !status.success() {
+        bail!("xtask bench {target} (release build) failed: {status}");
+    }
+    Ok(())
+}
