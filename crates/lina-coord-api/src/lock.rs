@@ -87,11 +87,15 @@ pub enum LockAttempt {
 #[async_trait]
 pub trait LockBackend: Send + Sync + 'static {
     /// Takes `name` for `token` if free, raising its fencing counter.
+    /// `waiting` is how much longer the caller will wait when the lock is
+    /// busy: a backend may use it to announce releases only while someone
+    /// waits.
     async fn try_acquire(
         &self,
         name: &str,
         token: &OwnerToken,
         ttl: Duration,
+        waiting: Option<Duration>,
     ) -> Result<LockAttempt>;
 
     /// Deletes `name` if it holds `token` and announces the release; false
@@ -171,7 +175,11 @@ impl Locks for LockService {
         loop {
             let mut releases = self.backend.release_signal(name);
             let sent = Instant::now();
-            let attempt = self.backend.try_acquire(name, &token, options.ttl).await;
+            let waiting = wait_until.map(|until| until.saturating_duration_since(sent));
+            let attempt = self
+                .backend
+                .try_acquire(name, &token, options.ttl, waiting)
+                .await;
             let now = Instant::now();
             let retry_at = match attempt {
                 Ok(LockAttempt::Acquired { fencing_token }) => {
@@ -230,6 +238,10 @@ struct GuardState {
     deadline: Mutex<Instant>,
     lost: CancellationToken,
     stop: CancellationToken,
+    /// Whether a task already watches the deadline (the watchdog, or a timer
+    /// started by `lost_token`); without one, `lost()` watches it itself, so
+    /// a plain acquisition spawns nothing.
+    timer: std::sync::atomic::AtomicBool,
 }
 
 impl GuardState {
@@ -265,15 +277,18 @@ impl LockGuard {
             deadline: Mutex::new(local_deadline(sent, options.ttl)),
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),
+            timer: std::sync::atomic::AtomicBool::new(options.watchdog),
         });
-        tokio::spawn(keep(
-            backend.clone(),
-            name.to_string(),
-            token.clone(),
-            options,
-            state.clone(),
-            sent,
-        ));
+        if options.watchdog {
+            tokio::spawn(keep(
+                backend.clone(),
+                name.to_string(),
+                token.clone(),
+                options,
+                state.clone(),
+                sent,
+            ));
+        }
         LockGuard {
             name: name.to_string(),
             token,
@@ -303,11 +318,41 @@ impl LockGuard {
     /// Resolves when the lock is lost: renewal failed for good, the key
     /// was taken over, or the local deadline passed.
     pub async fn lost(&self) {
-        self.state.lost.cancelled().await
+        loop {
+            let deadline = self.state.deadline();
+            tokio::select! {
+                _ = self.state.lost.cancelled() => return,
+                _ = sleep_until(deadline.into()) => {
+                    if Instant::now() >= self.state.deadline() {
+                        self.state.lost.cancel();
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// A token cancelled when the lock is lost, to hand to protected work.
     pub fn lost_token(&self) -> CancellationToken {
+        use std::sync::atomic::Ordering;
+        if !self.state.timer.swap(true, Ordering::AcqRel) {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                loop {
+                    let deadline = state.deadline();
+                    tokio::select! {
+                        _ = state.stop.cancelled() => return,
+                        _ = state.lost.cancelled() => return,
+                        _ = sleep_until(deadline.into()) => {
+                            if Instant::now() >= state.deadline() {
+                                state.lost.cancel();
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
         self.state.lost.child_token()
     }
 

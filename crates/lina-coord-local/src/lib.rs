@@ -406,6 +406,7 @@ impl LockBackend for HubLocks {
         name: &str,
         token: &OwnerToken,
         ttl: Duration,
+        _waiting: Option<Duration>,
     ) -> Result<LockAttempt> {
         Ok(self.0.lock_try_acquire(name, token, ttl))
     }

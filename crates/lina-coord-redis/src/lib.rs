@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `{ns}:election`, `{ns}:election:term` | leader lease (`token\nnode`, PX lease) and term counter |
 //! | `{ns}:lock:{name}`, `{ns}:lock-fence:{name}` | lock owner token (PX ttl) and fencing counter |
+//! | `{ns}:lock-waiters:{name}` | present (PX) while some node waits for the lock: releases are announced only then |
 //! | `{ns}:kv:…` | key-value entries ([`lina_coord_api::KvKey::render`]) |
 //! | `{ns}:rev:{domain}:{scope}` | revision counters |
 //! | `{ns}:epoch` | random id of this dataset |
@@ -100,6 +101,9 @@ impl Keys {
     }
     fn fence(&self, name: &str) -> String {
         self.key(&format!("lock-fence:{name}"))
+    }
+    fn lock_waiters(&self, name: &str) -> String {
+        self.key(&format!("lock-waiters:{name}"))
     }
     fn kv(&self, key: &KvKey) -> String {
         self.key(&key.render())
@@ -930,14 +934,20 @@ impl LockBackend for RedisLocks {
         name: &str,
         token: &OwnerToken,
         ttl: Duration,
+        waiting: Option<Duration>,
     ) -> Result<LockAttempt> {
         let keys = &self.0.keys;
+        // A waiter marks the lock as awaited (for as long as it waits, plus
+        // a margin), so a release is announced only when someone listens.
+        let waiting = waiting
+            .map(|w| millis(w + Duration::from_secs(1)))
+            .unwrap_or_else(|| "0".to_string());
         let reply = array(
             self.0
                 .eval(
                     &scripts::LOCK_ACQUIRE,
-                    vec![keys.lock(name), keys.fence(name)],
-                    vec![token.as_str().to_string(), millis(ttl)],
+                    vec![keys.lock(name), keys.fence(name), keys.lock_waiters(name)],
+                    vec![token.as_str().to_string(), millis(ttl), waiting],
                 )
                 .await?,
         )?;
@@ -957,7 +967,7 @@ impl LockBackend for RedisLocks {
             .0
             .eval(
                 &scripts::LOCK_RELEASE,
-                vec![self.0.keys.lock(name)],
+                vec![self.0.keys.lock(name), self.0.keys.lock_waiters(name)],
                 vec![
                     token.as_str().to_string(),
                     self.0.keys.sys(),

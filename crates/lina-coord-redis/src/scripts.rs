@@ -74,32 +74,38 @@ return 1
 
 script!(
     LOCK_ACQUIRE,
-    "KEYS: lock, fence. ARGV: token, ttl ms. → {1, fencing token} or {0, pttl}. Idempotent for its own token.",
+    "KEYS: lock, fence, waiters. ARGV: token, ttl ms, wait ms (0 when not waiting). → {1, fencing token} or {0, pttl}. Idempotent for its own token; a busy attempt that will wait marks the lock as awaited.",
     r#"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local fence = redis.call('INCR', KEYS[2])
+  if fence == 1 then
+    local t = redis.call('TIME')
+    redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+    fence = redis.call('INCR', KEYS[2])
+  end
+  return {1, fence}
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
 end
-if cur then return {0, redis.call('PTTL', KEYS[1])} end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local fence = redis.call('INCR', KEYS[2])
-if fence == 1 then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
-  fence = redis.call('INCR', KEYS[2])
+local wait = tonumber(ARGV[3])
+if wait > 0 and redis.call('PTTL', KEYS[3]) < wait then
+  redis.call('SET', KEYS[3], '1', 'PX', wait)
 end
-return {1, fence}
+return {0, redis.call('PTTL', KEYS[1])}
 "#
 );
 
 script!(
     LOCK_RELEASE,
-    "KEYS: lock. ARGV: token, system channel, announcement. → 1 when released.",
+    "KEYS: lock, waiters. ARGV: token, system channel, announcement. → 1 when released; announced only while someone waits.",
     r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('PUBLISH', ARGV[2], ARGV[3])
+  end
   return 1
 end
 return 0

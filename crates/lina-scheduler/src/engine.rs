@@ -42,6 +42,11 @@ pub struct SchedulerSettings {
     pub builtin_jobs: bool,
     /// Period of the session cleanup job (`session.cleanupInterval`).
     pub session_cleanup_interval: Duration,
+    /// TTL of the cluster-wide lock of a running master_only singleton job
+    /// (renewed by its watchdog). A node that dies mid-run blocks the job
+    /// for at most this long; keep it below the election lease so a new
+    /// leader never finds it still held by a dead one.
+    pub singleton_ttl: Duration,
 }
 
 impl Default for SchedulerSettings {
@@ -53,6 +58,7 @@ impl Default for SchedulerSettings {
             tick: Duration::from_millis(200),
             builtin_jobs: true,
             session_cleanup_interval: Duration::from_secs(300),
+            singleton_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -523,7 +529,7 @@ async fn start_run(
         let running = inner.running_per_job.get(&job.id).map(|r| *r).unwrap_or(0);
         match job.concurrency {
             Concurrency::Singleton if job.scope == JobScope::MasterOnly => {
-                let ttl = Duration::from_secs(30);
+                let ttl = inner.settings.singleton_ttl;
                 match inner
                     .coordinator
                     .locks()

@@ -26,6 +26,7 @@ pub fn settings() -> SchedulerSettings {
         tick: Duration::from_millis(50),
         builtin_jobs: false,
         shutdown_grace: Duration::from_secs(2),
+        singleton_ttl: Duration::from_millis(900),
         ..SchedulerSettings::default()
     }
 }
