@@ -144,6 +144,42 @@ impl Harness {
         }
     }
 
+    /// `"column type"` of every column of `table`, in order, with the type
+    /// spelled the SQLite way on both backends (`varchar(64)`, `smallint`, …).
+    async fn column_types(&self, table: &str) -> Result<Vec<String>> {
+        let sql = match self.backend() {
+            DbBackend::Postgres => format!(
+                "SELECT column_name::text || ' ' || CASE \
+                 WHEN data_type = 'character varying' \
+                 THEN 'varchar(' || character_maximum_length || ')' \
+                 ELSE data_type::text END \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' \
+                 ORDER BY ordinal_position"
+            ),
+            _ => format!(
+                "SELECT name || ' ' || lower(type) FROM pragma_table_info('{table}') ORDER BY cid"
+            ),
+        };
+        self.strings(&sql).await
+    }
+
+    /// The columns of `table` that accept NULL, in order.
+    async fn nullable_columns(&self, table: &str) -> Result<Vec<String>> {
+        let sql = match self.backend() {
+            DbBackend::Postgres => format!(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' \
+                 AND is_nullable = 'YES' ORDER BY ordinal_position"
+            ),
+            _ => format!(
+                "SELECT name FROM pragma_table_info('{table}') \
+                 WHERE \"notnull\" = 0 AND pk = 0 ORDER BY cid"
+            ),
+        };
+        self.strings(&sql).await
+    }
+
     async fn has_table(&self, table: &str) -> Result<bool> {
         Ok(sea_orm_migration::SchemaManager::new(&self.db)
             .has_table(table)
@@ -159,12 +195,28 @@ async fn connect(url: &str) -> Result<DatabaseConnection> {
         .with_context(|| format!("connect to {url}"))
 }
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 11] = [
     "sys_job_group",
     "sys_job",
     "sys_job_log",
     "sys_job_fire",
     "sys_online_session",
+    "sys_user",
+    "sys_role",
+    "sys_menu",
+    "sys_user_role",
+    "sys_role_menu",
+    "sys_i18n_override",
+];
+
+/// The tables of `m20261204_000003_system`, the newest migration.
+const SYSTEM_TABLES: [&str; 6] = [
+    "sys_user",
+    "sys_role",
+    "sys_menu",
+    "sys_user_role",
+    "sys_role_menu",
+    "sys_i18n_override",
 ];
 
 /// Inserts a job with only the columns that have no default.
@@ -173,6 +225,30 @@ fn insert_job(name: &str) -> String {
         "INSERT INTO sys_job (group_id, name, handler_ref, cron_expr, scope, concurrency, \
          created_at, updated_at) \
          VALUES (1, '{name}', 'host:wait', '*/5 * * * *', 'master_only', 'singleton', 1000, 1000)"
+    )
+}
+
+/// Inserts a user with only the columns that have no default.
+fn insert_user(username: &str) -> String {
+    format!(
+        "INSERT INTO sys_user (username, password_hash, created_at, updated_at) \
+         VALUES ('{username}', '$argon2id$hash', 1000, 1000)"
+    )
+}
+
+/// Inserts a role with only the columns that have no default.
+fn insert_role(name: &str, key: &str) -> String {
+    format!(
+        "INSERT INTO sys_role (name, role_key, created_at, updated_at) \
+         VALUES ('{name}', '{key}', 1000, 1000)"
+    )
+}
+
+/// Inserts a menu with only the columns that have no default.
+fn insert_menu(name: &str, menu_type: &str) -> String {
+    format!(
+        "INSERT INTO sys_menu (name, menu_type, created_at, updated_at) \
+         VALUES ('{name}', '{menu_type}', 1000, 1000)"
     )
 }
 
@@ -205,7 +281,10 @@ mod cases {
     use lina_migration::{Migrator, MigratorTrait};
     use sea_orm::DbBackend;
 
-    use super::{Harness, TABLES, assert_unique_violation, insert_claim, insert_job};
+    use super::{
+        Harness, SYSTEM_TABLES, TABLES, assert_unique_violation, insert_claim, insert_job,
+        insert_menu, insert_role, insert_user,
+    };
 
     pub async fn migrate_twice_is_a_noop_and_seeds_once(h: &Harness) -> Result<()> {
         lina_migration::migrate(&h.db).await?;
@@ -221,11 +300,17 @@ mod cases {
             applied
                 == [
                     "m20261204_000001_scheduler",
-                    "m20261204_000002_online_session"
+                    "m20261204_000002_online_session",
+                    "m20261204_000003_system",
                 ],
             "applied {applied:?}"
         );
-        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 2);
+        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 3);
+        // The server seeds users, roles and menus itself (argon2 hash).
+        for table in SYSTEM_TABLES {
+            let n = h.int(&format!("SELECT COUNT(*) FROM {table}")).await?;
+            ensure!(n == 0, "{table} has {n} rows after migrate");
+        }
 
         ensure!(h.int("SELECT COUNT(*) FROM sys_job_group").await? == 1);
         let rows = h
@@ -251,7 +336,7 @@ mod cases {
         lina_migration::migrate(&h.db).await?;
         // (table, columns in order, [(index, indexed columns in order)])
         type Expected<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a [&'a str])]);
-        let expected: [Expected<'_>; 5] = [
+        let expected: [Expected<'_>; 11] = [
             (
                 "sys_job_group",
                 &[
@@ -346,6 +431,84 @@ mod cases {
                 ],
                 &[("idx_sys_online_session_last_active", &["last_active_time"])],
             ),
+            (
+                "sys_user",
+                &[
+                    "id",
+                    "username",
+                    "password_hash",
+                    "nickname",
+                    "email",
+                    "phone",
+                    "sex",
+                    "avatar",
+                    "status",
+                    "remark",
+                    "default_password",
+                    "created_at",
+                    "updated_at",
+                ],
+                &[("idx_sys_user_status", &["status"])],
+            ),
+            (
+                "sys_role",
+                &[
+                    "id",
+                    "name",
+                    "role_key",
+                    "sort",
+                    "data_scope",
+                    "status",
+                    "remark",
+                    "created_at",
+                    "updated_at",
+                ],
+                &[],
+            ),
+            (
+                "sys_menu",
+                &[
+                    "id",
+                    "parent_id",
+                    "name",
+                    "path",
+                    "component",
+                    "redirect",
+                    "perms",
+                    "icon",
+                    "menu_type",
+                    "sort",
+                    "visible",
+                    "status",
+                    "is_frame",
+                    "is_cache",
+                    "query_param",
+                    "i18n_key",
+                    "remark",
+                    "plugin_id",
+                    "created_at",
+                    "updated_at",
+                ],
+                &[
+                    ("idx_sys_menu_parent", &["parent_id"]),
+                    ("idx_sys_menu_perms", &["perms"]),
+                ],
+            ),
+            (
+                "sys_user_role",
+                &["user_id", "role_id"],
+                &[("idx_sys_user_role_role", &["role_id"])],
+            ),
+            (
+                "sys_role_menu",
+                &["role_id", "menu_id"],
+                &[("idx_sys_role_menu_menu", &["menu_id"])],
+            ),
+            (
+                "sys_i18n_override",
+                &["locale", "msg_key", "msg_value", "updated_at"],
+                &[],
+            ),
         ];
         for (table, columns, indexes) in expected {
             let got = h.columns(table).await?;
@@ -366,7 +529,14 @@ mod cases {
 
     pub async fn ids_are_assigned_by_the_database(h: &Harness) -> Result<()> {
         lina_migration::migrate(&h.db).await?;
-        for table in ["sys_job_group", "sys_job", "sys_job_log"] {
+        for table in [
+            "sys_job_group",
+            "sys_job",
+            "sys_job_log",
+            "sys_user",
+            "sys_role",
+            "sys_menu",
+        ] {
             match h.backend() {
                 DbBackend::Sqlite => {
                     let ddl = h
@@ -429,6 +599,140 @@ mod cases {
             ids.len() == 2 && ids[0] > 0 && ids[1] > ids[0],
             "log ids {ids:?}"
         );
+
+        h.exec(&insert_user("admin")).await?;
+        h.exec(&insert_user("alice")).await?;
+        let ids = h.ints("SELECT id FROM sys_user ORDER BY id").await?;
+        ensure!(
+            ids.len() == 2 && ids[0] > 0 && ids[1] > ids[0],
+            "user ids {ids:?}"
+        );
+
+        h.exec(&insert_role("Admin", "admin")).await?;
+        h.exec(&insert_role("User", "user")).await?;
+        let ids = h.ints("SELECT id FROM sys_role ORDER BY id").await?;
+        ensure!(
+            ids.len() == 2 && ids[0] > 0 && ids[1] > ids[0],
+            "role ids {ids:?}"
+        );
+
+        h.exec(&insert_menu("System", "D")).await?;
+        h.exec(&insert_menu("User", "M")).await?;
+        let ids = h.ints("SELECT id FROM sys_menu ORDER BY id").await?;
+        ensure!(
+            ids.len() == 2 && ids[0] > 0 && ids[1] > ids[0],
+            "menu ids {ids:?}"
+        );
+        Ok(())
+    }
+
+    /// Timestamps and ids are `BIGINT`, flags `SMALLINT`, texts `VARCHAR(n)`,
+    /// and every column but `sys_menu.plugin_id` is `NOT NULL`.
+    pub async fn system_columns_have_the_expected_types(h: &Harness) -> Result<()> {
+        lina_migration::migrate(&h.db).await?;
+        let expected: [(&str, &[(&str, &str)]); 6] = [
+            (
+                "sys_user",
+                &[
+                    ("id", "bigint"),
+                    ("username", "varchar(64)"),
+                    ("password_hash", "varchar(255)"),
+                    ("nickname", "varchar(64)"),
+                    ("email", "varchar(128)"),
+                    ("phone", "varchar(32)"),
+                    ("sex", "smallint"),
+                    ("avatar", "varchar(255)"),
+                    ("status", "smallint"),
+                    ("remark", "varchar(500)"),
+                    ("default_password", "smallint"),
+                    ("created_at", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+            (
+                "sys_role",
+                &[
+                    ("id", "bigint"),
+                    ("name", "varchar(64)"),
+                    ("role_key", "varchar(64)"),
+                    ("sort", "integer"),
+                    ("data_scope", "smallint"),
+                    ("status", "smallint"),
+                    ("remark", "varchar(500)"),
+                    ("created_at", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+            (
+                "sys_menu",
+                &[
+                    ("id", "bigint"),
+                    ("parent_id", "bigint"),
+                    ("name", "varchar(64)"),
+                    ("path", "varchar(255)"),
+                    ("component", "varchar(255)"),
+                    ("redirect", "varchar(255)"),
+                    ("perms", "varchar(128)"),
+                    ("icon", "varchar(64)"),
+                    ("menu_type", "varchar(1)"),
+                    ("sort", "integer"),
+                    ("visible", "smallint"),
+                    ("status", "smallint"),
+                    ("is_frame", "smallint"),
+                    ("is_cache", "smallint"),
+                    ("query_param", "varchar(255)"),
+                    ("i18n_key", "varchar(128)"),
+                    ("remark", "varchar(500)"),
+                    ("plugin_id", "varchar(64)"),
+                    ("created_at", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+            (
+                "sys_user_role",
+                &[("user_id", "bigint"), ("role_id", "bigint")],
+            ),
+            (
+                "sys_role_menu",
+                &[("role_id", "bigint"), ("menu_id", "bigint")],
+            ),
+            (
+                "sys_i18n_override",
+                &[
+                    ("locale", "varchar(16)"),
+                    ("msg_key", "varchar(191)"),
+                    ("msg_value", "text"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+        ];
+        for (table, columns) in expected {
+            let got = h.column_types(table).await?;
+            let want: Vec<String> = columns
+                .iter()
+                .map(|(c, t)| match (h.backend(), *t) {
+                    // sea-query declares BIGINT as `integer` on SQLite, whose
+                    // integers are 64-bit anyway (and `id` must be spelled
+                    // `integer` to be the AUTOINCREMENT rowid).
+                    (DbBackend::Sqlite, "bigint") => format!("{c} integer"),
+                    _ => format!("{c} {t}"),
+                })
+                .collect();
+            ensure!(got == want, "{table} types {got:?}, expected {want:?}");
+        }
+        // Only plugin_id may be NULL.
+        for table in SYSTEM_TABLES {
+            let nullable = h.nullable_columns(table).await?;
+            let want: &[&str] = if table == "sys_menu" {
+                &["plugin_id"]
+            } else {
+                &[]
+            };
+            ensure!(
+                nullable == want,
+                "{table} nullable {nullable:?}, expected {want:?}"
+            );
+        }
         Ok(())
     }
 
@@ -501,7 +805,137 @@ mod cases {
             )
             .await,
             "duplicate token_id",
-        )
+        )?;
+
+        h.exec(&insert_user("defaults")).await?;
+        let strings = h
+            .strings(
+                "SELECT nickname || '|' || email || '|' || phone || '|' || avatar || '|' || remark \
+                 FROM sys_user WHERE username = 'defaults'",
+            )
+            .await?;
+        ensure!(strings == ["||||"], "sys_user text defaults {strings:?}");
+        let ints = h
+            .ints(
+                "SELECT CAST(sex * 100 + status * 10 + default_password AS BIGINT) \
+                 FROM sys_user WHERE username = 'defaults'",
+            )
+            .await?;
+        ensure!(ints == [10], "sys_user int defaults {ints:?}");
+
+        h.exec(&insert_role("Defaults", "defaults")).await?;
+        let ints = h
+            .ints(
+                "SELECT CAST(sort * 100 + data_scope * 10 + status AS BIGINT) \
+                 FROM sys_role WHERE role_key = 'defaults'",
+            )
+            .await?;
+        ensure!(ints == [11], "sys_role int defaults {ints:?}");
+        ensure!(
+            h.int("SELECT COUNT(*) FROM sys_role WHERE role_key = 'defaults' AND remark = ''")
+                .await?
+                == 1
+        );
+
+        h.exec(&insert_menu("defaults", "B")).await?;
+        let strings = h
+            .strings(
+                "SELECT path || '|' || component || '|' || redirect || '|' || perms || '|' || icon \
+                 || '|' || query_param || '|' || i18n_key || '|' || remark || '|' || menu_type \
+                 FROM sys_menu WHERE name = 'defaults'",
+            )
+            .await?;
+        ensure!(
+            strings == ["||||||||B"],
+            "sys_menu text defaults {strings:?}"
+        );
+        let ints = h
+            .ints(
+                "SELECT CAST(parent_id * 100000 + sort * 10000 + visible * 1000 + status * 100 \
+                 + is_frame * 10 + is_cache AS BIGINT) FROM sys_menu WHERE name = 'defaults'",
+            )
+            .await?;
+        ensure!(ints == [1100], "sys_menu int defaults {ints:?}");
+        ensure!(
+            h.int("SELECT COUNT(*) FROM sys_menu WHERE name = 'defaults' AND plugin_id IS NULL")
+                .await?
+                == 1
+        );
+        Ok(())
+    }
+
+    pub async fn links_and_overrides_are_unique_per_key(h: &Harness) -> Result<()> {
+        lina_migration::migrate(&h.db).await?;
+        h.exec("INSERT INTO sys_user_role (user_id, role_id) VALUES (1, 1)")
+            .await?;
+        assert_unique_violation(
+            h.exec("INSERT INTO sys_user_role (user_id, role_id) VALUES (1, 1)")
+                .await,
+            "duplicate user-role link",
+        )?;
+        h.exec("INSERT INTO sys_user_role (user_id, role_id) VALUES (1, 2)")
+            .await?;
+        h.exec("INSERT INTO sys_user_role (user_id, role_id) VALUES (2, 1)")
+            .await?;
+        ensure!(h.int("SELECT COUNT(*) FROM sys_user_role").await? == 3);
+        let users = h
+            .ints("SELECT user_id FROM sys_user_role WHERE role_id = 1 ORDER BY user_id")
+            .await?;
+        ensure!(users == [1, 2], "users of role 1 {users:?}");
+
+        h.exec("INSERT INTO sys_role_menu (role_id, menu_id) VALUES (1, 10)")
+            .await?;
+        assert_unique_violation(
+            h.exec("INSERT INTO sys_role_menu (role_id, menu_id) VALUES (1, 10)")
+                .await,
+            "duplicate role-menu link",
+        )?;
+        h.exec("INSERT INTO sys_role_menu (role_id, menu_id) VALUES (1, 11)")
+            .await?;
+        h.exec("INSERT INTO sys_role_menu (role_id, menu_id) VALUES (2, 10)")
+            .await?;
+        ensure!(h.int("SELECT COUNT(*) FROM sys_role_menu").await? == 3);
+        let roles = h
+            .ints("SELECT role_id FROM sys_role_menu WHERE menu_id = 10 ORDER BY role_id")
+            .await?;
+        ensure!(roles == [1, 2], "roles of menu 10 {roles:?}");
+
+        let insert_override = |locale: &str, key: &str, value: &str| {
+            format!(
+                "INSERT INTO sys_i18n_override (locale, msg_key, msg_value, updated_at) \
+                 VALUES ('{locale}', '{key}', '{value}', 1000)"
+            )
+        };
+        h.exec(&insert_override("en-US", "menu.system", "System"))
+            .await?;
+        assert_unique_violation(
+            h.exec(&insert_override("en-US", "menu.system", "Admin"))
+                .await,
+            "duplicate override of one key in one locale",
+        )?;
+        h.exec(&insert_override("zh-CN", "menu.system", "系统管理"))
+            .await?;
+        h.exec(&insert_override("en-US", "menu.user", "Users"))
+            .await?;
+        ensure!(h.int("SELECT COUNT(*) FROM sys_i18n_override").await? == 3);
+        let values = h
+            .strings("SELECT msg_value FROM sys_i18n_override WHERE msg_key = 'menu.system' ORDER BY locale")
+            .await?;
+        ensure!(
+            values == ["System", "系统管理"],
+            "override values {values:?}"
+        );
+        // msg_value has no default.
+        ensure!(
+            h.exec(
+                "INSERT INTO sys_i18n_override (locale, msg_key, updated_at) \
+                 VALUES ('en-US', 'menu.role', 1000)"
+            )
+            .await
+            .is_err(),
+            "override without msg_value accepted"
+        );
+        Ok(())
     }
 
     pub async fn fire_claims_are_unique_per_scope(h: &Harness) -> Result<()> {
@@ -552,18 +986,53 @@ mod cases {
             )
             .await,
             "duplicate group name",
-        )
+        )?;
+
+        h.exec(&insert_user("admin")).await?;
+        assert_unique_violation(h.exec(&insert_user("admin")).await, "duplicate username")?;
+        h.exec(&insert_role("Admin", "admin")).await?;
+        assert_unique_violation(
+            h.exec(&insert_role("Admin", "other")).await,
+            "duplicate role name",
+        )?;
+        assert_unique_violation(
+            h.exec(&insert_role("Other", "admin")).await,
+            "duplicate role key",
+        )?;
+        // Menu names repeat across the tree (buttons named "Add" under each page).
+        h.exec(&insert_menu("Add", "B")).await?;
+        h.exec(&insert_menu("Add", "B")).await?;
+        ensure!(
+            h.int("SELECT COUNT(*) FROM sys_menu WHERE name = 'Add'")
+                .await?
+                == 2
+        );
+        Ok(())
     }
 
     pub async fn down_everything_then_up(h: &Harness) -> Result<()> {
         lina_migration::migrate(&h.db).await?;
         h.exec(&insert_job("before-down")).await?;
 
-        // One step back drops only the newest migration's table.
+        h.exec(&insert_user("before-down")).await?;
+
+        // One step back drops only the newest migration's tables.
+        Migrator::down(&h.db, Some(1)).await?;
+        for table in SYSTEM_TABLES {
+            ensure!(
+                !h.has_table(table).await?,
+                "{table} still exists after one step down"
+            );
+        }
+        ensure!(h.has_table("sys_online_session").await?);
+        ensure!(h.has_table("sys_job").await?);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 1);
+
+        // A second step drops the online sessions.
         Migrator::down(&h.db, Some(1)).await?;
         ensure!(!h.has_table("sys_online_session").await?);
         ensure!(h.has_table("sys_job").await?);
-        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 1);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 2);
 
         Migrator::down(&h.db, None).await?;
         for table in TABLES {
@@ -573,7 +1042,7 @@ mod cases {
             );
         }
         ensure!(Migrator::get_applied_migrations(&h.db).await?.is_empty());
-        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 2);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 3);
 
         lina_migration::migrate(&h.db).await?;
         lina_migration::migrate(&h.db).await?;
@@ -589,6 +1058,9 @@ mod cases {
         ensure!(h.int("SELECT COUNT(*) FROM sys_job_group").await? == 1);
         h.exec(&insert_job("after-up")).await?;
         ensure!(h.int("SELECT COUNT(*) FROM sys_job").await? == 1);
+        ensure!(h.int("SELECT COUNT(*) FROM sys_user").await? == 0);
+        h.exec(&insert_user("before-down")).await?;
+        ensure!(h.int("SELECT COUNT(*) FROM sys_user").await? == 1);
         Ok(())
     }
 
@@ -608,8 +1080,11 @@ mod cases {
             result.map_err(|e| anyhow::anyhow!("node {node}: migrate failed: {e}"))?;
         }
         ensure!(Migrator::get_pending_migrations(&h.db).await?.is_empty());
-        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 2);
+        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 3);
         ensure!(h.int("SELECT COUNT(*) FROM sys_job_group").await? == 1);
+        for table in SYSTEM_TABLES {
+            ensure!(h.has_table(table).await?, "{table} missing");
+        }
         Ok(())
     }
 }
@@ -633,7 +1108,9 @@ on_backends!(sqlite:
     migrate_twice_is_a_noop_and_seeds_once,
     schema_has_exactly_the_expected_columns_and_indexes,
     ids_are_assigned_by_the_database,
+    system_columns_have_the_expected_types,
     column_defaults_apply,
+    links_and_overrides_are_unique_per_key,
     fire_claims_are_unique_per_scope,
     names_and_codes_are_unique,
     down_everything_then_up,
@@ -643,7 +1120,9 @@ on_backends!(postgres:
     migrate_twice_is_a_noop_and_seeds_once,
     schema_has_exactly_the_expected_columns_and_indexes,
     ids_are_assigned_by_the_database,
+    system_columns_have_the_expected_types,
     column_defaults_apply,
+    links_and_overrides_are_unique_per_key,
     fire_claims_are_unique_per_scope,
     names_and_codes_are_unique,
     down_everything_then_up,
