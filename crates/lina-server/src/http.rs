@@ -2,31 +2,12 @@
 
 use std::sync::Arc;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use lina_config::Config;
-use serde_json::json;
 
+use crate::api::{AppState, routes};
 use crate::node::Node;
-
-/// Shared state of every request handler.
-pub struct AppState {
-    /// The node serving the request.
-    pub node: Arc<Node>,
-}
-
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
-}
-
-/// `GET /health`: liveness; touches nothing.
-async fn health(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "ok",
-        "nodeId": state.node.node_id,
-    }))
-}
 
 /// Starts the node and serves HTTP until SIGTERM or SIGINT, then stops
 /// accepting, finishes in-flight requests and stops the node.
@@ -34,7 +15,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.server.bind_addr();
     let grace = config.shutdown.timeout;
     let node = Arc::new(Node::start(config).await?);
-    let state = web::Data::new(AppState { node: node.clone() });
+    let state = web::Data::new(AppState::new(node.clone())?);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get().min(4))
         .unwrap_or(2);

@@ -27,7 +27,11 @@
 //! # }
 //! ```
 
+pub mod api;
 pub mod cli;
+pub mod entity;
 pub mod http;
 mod logging;
 pub mod node;
+pub mod password;
+pub mod seed;

@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use lina_cache::{CacheRegistry, CacheSettings};
 use lina_config::{Config, DatabaseLink};
-use lina_coord_api::{Coordinator, NodeId, NodeInfo};
+use lina_coord_api::{Coordinator, LockOptions, NodeId, NodeInfo};
 use lina_coord_local::LocalCoordinator;
 use lina_coord_redis::{RedisCoordinator, RedisSettings};
+use lina_scheduler::{HandlerRegistry, Scheduler, SchedulerSettings};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
-/// One running node: configuration, identity, coordinator and database.
+/// One running node: configuration, identity, coordinator, database,
+/// caches and scheduler.
 pub struct Node {
     /// The effective configuration.
     pub config: Arc<Config>,
@@ -21,8 +24,44 @@ pub struct Node {
     pub coordinator: Arc<dyn Coordinator>,
     /// The database of `database.default.link`.
     pub db: DatabaseConnection,
+    /// This node's revisioned caches.
+    pub caches: CacheRegistry,
+    /// This node's scheduler.
+    pub scheduler: Scheduler,
     /// When the node started (monotonic).
     pub started: Instant,
+}
+
+/// Name of the cluster lock held while migrations and seeding run.
+pub const MIGRATIONS_LOCK: &str = "migrations";
+
+/// Runs the migrations and the one-time seed under the cluster lock, so
+/// nodes starting together do it once.
+async fn migrate(coordinator: &dyn Coordinator, db: &DatabaseConnection) -> anyhow::Result<()> {
+    let guard = coordinator
+        .locks()
+        .acquire(
+            MIGRATIONS_LOCK,
+            LockOptions::ttl(Duration::from_secs(30))
+                .wait(Duration::from_secs(120))
+                .watchdog(),
+        )
+        .await
+        .context("cannot take the migrations lock")?;
+    let result = async {
+        lina_migration::migrate(db)
+            .await
+            .context("database migrations failed")?;
+        crate::seed::seed(db)
+            .await
+            .context("seeding failed")
+            .map(|_| ())
+    }
+    .await;
+    if let Err(error) = guard.release().await {
+        tracing::warn!(%error, "migrations lock was lost before its release");
+    }
+    result
 }
 
 impl Node {
@@ -38,6 +77,32 @@ impl Node {
             Arc::new(LocalCoordinator::single(info).await)
         };
         let db = open_database(&config.database.default.link).await?;
+        migrate(&*coordinator, &db).await?;
+        let caches = CacheRegistry::start(
+            coordinator.clone(),
+            CacheSettings {
+                revision_poll: config.cache.revision_poll,
+                max_stale: config.cache.max_stale,
+            },
+        );
+        let default_timezone = lina_scheduler::parse_timezone(&config.scheduler.default_timezone)
+            .map_err(|e| anyhow!("scheduler.defaultTimezone: {e}"))?;
+        let scheduler = Scheduler::start(
+            coordinator.clone(),
+            db.clone(),
+            &caches,
+            Arc::new(HandlerRegistry::default()),
+            SchedulerSettings {
+                default_timezone,
+                misfire_threshold: config.scheduler.misfire_threshold,
+                shutdown_grace: config.shutdown.timeout / 2,
+                session_cleanup_interval: config.session.cleanup_interval,
+                singleton_ttl: (config.cluster.election.lease / 3).max(Duration::from_secs(1)),
+                ..SchedulerSettings::default()
+            },
+        )
+        .await
+        .context("the scheduler did not start")?;
         tracing::info!(
             node = %node_id,
             backend = %coordinator.backend(),
@@ -49,12 +114,22 @@ impl Node {
             node_id,
             coordinator,
             db,
+            caches,
+            scheduler,
             started,
         })
     }
 
-    /// Releases leadership, leaves the membership and closes the database.
+    /// Stops the scheduler (running jobs finish within the grace period),
+    /// then releases leadership, leaves the membership and closes the
+    /// database.
     pub async fn stop(&self) {
+        let report = self.scheduler.shutdown().await;
+        tracing::info!(
+            finished = report.finished,
+            cancelled = report.cancelled,
+            "scheduler stopped"
+        );
         if let Err(error) = self.coordinator.shutdown().await {
             tracing::warn!(%error, "coordinator did not shut down cleanly");
         }

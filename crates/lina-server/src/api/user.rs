@@ -1,0 +1,94 @@
+//! `GET /api/v1/user/info` and `GET /api/v1/menus/all`.
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::{ApiError, ok};
+use super::permission::{ALL_PERMISSIONS, Topology, UserAccess};
+use crate::entity::{menu, user};
+use sea_orm::EntityTrait;
+
+/// The route tree (directories and pages, buttons excluded) the user sees.
+fn routes(topology: &Topology, access: &UserAccess, parent: i64) -> Vec<Value> {
+    topology
+        .menus
+        .iter()
+        .filter(|m| m.parent_id == parent && m.menu_type != "B" && access.menus.contains(&m.id))
+        .map(|m| route(topology, access, m))
+        .collect()
+}
+
+fn route(topology: &Topology, access: &UserAccess, m: &menu::Model) -> Value {
+    let children = routes(topology, access, m.id);
+    let authority: Vec<&str> = if m.perms.is_empty() {
+        vec![]
+    } else {
+        vec![m.perms.as_str()]
+    };
+    let mut value = json!({
+        "id": m.id,
+        "parentId": m.parent_id,
+        "name": m.name,
+        "path": m.path,
+        "component": if m.menu_type == "D" && m.component.is_empty() { "BasicLayout" } else { m.component.as_str() },
+        "meta": {
+            "title": m.name,
+            "icon": m.icon,
+            "i18nKey": m.i18n_key,
+            "hideInMenu": m.visible == 0,
+            "keepAlive": m.is_cache == 1,
+            "order": m.sort,
+            "authority": authority,
+        },
+    });
+    if !m.redirect.is_empty() {
+        value["redirect"] = json!(m.redirect);
+    }
+    if !children.is_empty() {
+        value["children"] = json!(children);
+    }
+    value
+}
+
+/// `GET /api/v1/user/info`.
+pub async fn info(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+    let access = state.permissions.access(auth.user_id).await?;
+    let topology = state.permissions.topology().await?;
+    let profile = user::Entity::find_by_id(auth.user_id)
+        .one(&state.node.db)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "AUTH_USER_UNKNOWN",
+                "error.auth.user.unknown",
+                "the user no longer exists",
+            )
+        })?;
+    let mut permissions: Vec<String> = if access.superuser {
+        vec![ALL_PERMISSIONS.to_string()]
+    } else {
+        access.permissions.iter().cloned().collect()
+    };
+    permissions.sort();
+    ok(json!({
+        "userId": profile.id,
+        "username": profile.username,
+        "realName": profile.nickname,
+        "email": profile.email,
+        "avatar": profile.avatar,
+        "roles": access.roles,
+        "homePath": "/dashboard",
+        "menus": routes(&topology, &access, 0),
+        "permissions": permissions,
+        "defaultPassword": profile.default_password == 1,
+    }))
+}
+
+/// `GET /api/v1/menus/all`.
+pub async fn menus(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, ApiError> {
+    let access = state.permissions.access(auth.user_id).await?;
+    let topology = state.permissions.topology().await?;
+    ok(json!({ "list": routes(&topology, &access, 0) }))
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities of the system tables (created by `lina-migration`).
+#![allow(missing_docs)]
+
+pub mod menu;
+pub mod role;
+pub mod role_menu;
+pub mod user;
+pub mod user_role;
