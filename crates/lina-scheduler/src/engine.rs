@@ -194,6 +194,7 @@ impl Scheduler {
             unix_millis(),
             Trigger::Manual,
             term,
+            None,
         )
         .await
     }
@@ -406,7 +407,7 @@ fn recover_misfires(inner: &Arc<Inner>, jobs: &[Job], now: DateTime<Utc>) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::info!(job = job.id, scheduled_at = %at, "running a missed fire");
-                        run_master_fire(&inner, job.clone(), at).await;
+                        run_master_fire(&inner, job.clone(), at, true).await;
                     }
                     Err(error) => {
                         tracing::warn!(job = job.id, %error, "cannot check a missed fire")
@@ -421,7 +422,7 @@ fn fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>) {
     let inner = inner.clone();
     inner.clone().runs.spawn(async move {
         match job.scope {
-            JobScope::MasterOnly => run_master_fire(&inner, job, at).await,
+            JobScope::MasterOnly => run_master_fire(&inner, job, at, false).await,
             JobScope::AllNode => {
                 let node = inner.node_id.to_string();
                 match inner
@@ -431,7 +432,8 @@ fn fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>) {
                 {
                     Ok(true) => {
                         if let Err(error) =
-                            start_run(&inner, job.clone(), millis(at), Trigger::Cron, None).await
+                            start_run(&inner, job.clone(), millis(at), Trigger::Cron, None, None)
+                                .await
                         {
                             tracing::warn!(job = job.id, %error, "cannot start a run");
                         }
@@ -448,7 +450,7 @@ fn fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>) {
 
 /// A master_only fire: claim it under the current term right before
 /// running; a follower records the skip.
-async fn run_master_fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>) {
+async fn run_master_fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>, wait: bool) {
     let at_ms = millis(at);
     // Checked at the moment of acting, not from the (possibly stale) watch.
     let Some(term) = inner.coordinator.election().leader_term() else {
@@ -473,10 +475,22 @@ async fn run_master_fire(inner: &Arc<Inner>, job: Arc<Job>, at: DateTime<Utc>) {
         .await
     {
         Ok(true) => {
-            if let Err(error) =
-                start_run(inner, job.clone(), at_ms, Trigger::Cron, Some(term)).await
-            {
-                tracing::warn!(job = job.id, %error, "cannot start a run");
+            let (done, finished) = match wait {
+                true => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    (Some(tx), Some(rx))
+                }
+                false => (None, None),
+            };
+            match start_run(inner, job.clone(), at_ms, Trigger::Cron, Some(term), done).await {
+                Ok(_) => {
+                    if let Some(finished) = finished {
+                        // Recovered fires run one after another, so a
+                        // singleton job's missed fires do not skip each other.
+                        let _ = finished.await;
+                    }
+                }
+                Err(error) => tracing::warn!(job = job.id, %error, "cannot start a run"),
             }
         }
         Ok(false) => {
@@ -523,6 +537,7 @@ async fn start_run(
     scheduled_at: i64,
     trigger: Trigger,
     term: Option<u64>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<i64> {
     let mut singleton = None;
     {
@@ -662,6 +677,9 @@ async fn start_run(
             && let Err(error) = guard.release().await
         {
             tracing::debug!(job = job.id, %error, "singleton lock already gone");
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     });
     Ok(log_id)
