@@ -19,3 +19,6 @@ pub fn server(dir: &Path) -> Command {
     cmd.env_remove("RUST_LOG");
     cmd
 }
+
+mod api;
+mod harness;

@@ -1,0 +1,224 @@
+//! The API on a single node (SQLite) and on a three-node cluster
+//! (PostgreSQL + Redis).
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::Server;
+
+#[tokio::test]
+async fn single_node_login_user_info_menus_ready_and_logout() {
+    let s = Server::start(&[]).await;
+    let (status, body) = s.call(Method::GET, "/ready", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+
+    let (access, refresh) = s.login("admin", "admin123").await;
+    let (status, info) = s.get("/api/v1/user/info", &access).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["code"], 0);
+    assert_eq!(info["data"]["username"], "admin");
+    assert_eq!(info["data"]["permissions"], json!(["*:*:*"]));
+    assert_eq!(info["data"]["roles"], json!(["admin"]));
+    assert!(
+        info["data"]["menus"].as_array().unwrap().len() >= 5,
+        "{info}"
+    );
+
+    let (status, menus) = s.get("/api/v1/menus/all", &access).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = menus["data"]["list"].as_array().unwrap();
+    let system = list
+        .iter()
+        .find(|m| m["name"] == "System")
+        .expect("System directory");
+    let children = system["children"].as_array().unwrap();
+    assert!(children.iter().any(|c| c["path"] == "/system/user"));
+    assert!(
+        children.iter().all(|c| c.get("children").is_none()),
+        "buttons must be excluded"
+    );
+
+    let (status, sys) = s.get("/api/v1/system/info", &access).await;
+    assert_eq!(status, StatusCode::OK, "{sys}");
+    assert_eq!(sys["data"]["cluster"]["backend"], "local");
+    assert_eq!(sys["data"]["cluster"]["role"], "leader");
+    assert_eq!(sys["data"]["cluster"]["term"], 1);
+
+    let (status, refreshed) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refreshToken": access})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an access token is not a refresh token"
+    );
+
+    let (status, _) = s
+        .call(Method::POST, "/api/v1/auth/logout", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get("/api/v1/user/info", &access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "AUTH_SESSION_REVOKED");
+}
+
+#[tokio::test]
+async fn client_mistakes_are_400_or_401_with_the_envelope() {
+    let s = Server::start(&[]).await;
+    let login = "/api/v1/auth/login";
+    let response = s
+        .http
+        .post(format!("{}{login}", s.base))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 53);
+    assert_eq!(body["errorCode"], "INVALID_PARAMETER");
+
+    let (status, body) = s
+        .call(Method::POST, login, None, Some(json!({"username": 5})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s
+        .call(
+            Method::POST,
+            login,
+            None,
+            Some(json!({"username": "admin", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "AUTH_INVALID_CREDENTIALS");
+    assert_eq!(body["messageKey"], "error.auth.invalid.credentials");
+
+    let (status, body) = s.call(Method::GET, "/api/v1/user/info", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "AUTH_TOKEN_MISSING");
+    let (status, body) = s.get("/api/v1/user/info", "garbage").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "AUTH_TOKEN_INVALID");
+    let (status, body) = s
+        .call(Method::GET, "/api/v1/no/such/route", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], 65);
+}
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited() {
+    let s = Server::start(&[]).await;
+    let mut limited = false;
+    for _ in 0..12 {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "admin", "password": "wrong"})),
+            )
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["errorCode"], "TOO_MANY_ATTEMPTS");
+            limited = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(limited, "no limit after 12 wrong passwords");
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin", "password": "admin123"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password does not lift the limit"
+    );
+}
+
+/// Three nodes on PostgreSQL + Redis: seeded once, a token from node A
+/// works on B and C, logout on B ends it on A and C, and every node agrees
+/// on the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_shares_sessions_and_agrees_on_the_leader() {
+    let redis = lina_testkit::RedisServer::start().await.unwrap();
+    let db = lina_testkit::fresh_database().await.unwrap();
+    let env = |id: &str| {
+        vec![
+            ("LINA_CLUSTER__ENABLED", "true".to_string()),
+            (
+                "LINA_CLUSTER__REDIS__ADDRESS",
+                format!("127.0.0.1:{}", redis.port()),
+            ),
+            ("LINA_CLUSTER__ELECTION__LEASE", "3s".to_string()),
+            ("LINA_CLUSTER__ELECTION__RENEWINTERVAL", "1s".to_string()),
+            ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
+            ("LINA_NODE_ID", id.to_string()),
+        ]
+    };
+    let (env_a, env_b, env_c) = (env("node-a"), env("node-b"), env("node-c"));
+    let (a, b, c) = tokio::join!(
+        Server::start(&env_a),
+        Server::start(&env_b),
+        Server::start(&env_c)
+    );
+    let (access, _) = a.login("admin", "admin123").await;
+    for node in [&a, &b, &c] {
+        let (status, info) = node.get("/api/v1/user/info", &access).await;
+        assert_eq!(status, StatusCode::OK, "{info}");
+        assert_eq!(info["data"]["username"], "admin");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut leaders = Vec::new();
+        for node in [&a, &b, &c] {
+            let (_, sys) = node.get("/api/v1/system/info", &access).await;
+            leaders.push(sys["data"]["cluster"]["leader"].clone());
+        }
+        if leaders.iter().all(|l| l.is_string() && *l == leaders[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes disagree on the leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = b
+        .call(Method::POST, "/api/v1/auth/logout", Some(&access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for node in [&a, &c] {
+        let (status, _) = node.get("/api/v1/user/info", &access).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "logout on B must end the session on every node"
+        );
+    }
+}
