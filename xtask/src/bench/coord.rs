@@ -95,32 +95,7 @@ pub fn run(args: CoordArgs) -> Result<()> {
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let report = result?;
-
-    println!();
-    print!("{}", report.text_table());
-    println!();
-    let path = report.write_markdown()?;
-    let misses = report.misses();
-    let targets = report
-        .rows
-        .iter()
-        .filter(|r| r.verdict != Verdict::Info)
-        .count();
-    if misses.is_empty() {
-        println!("all {targets} targets met");
-    } else {
-        for row in &misses {
-            println!(
-                "MISS: row {} ({}): {} against target {}",
-                row.id, row.figure, row.value, row.target
-            );
-        }
-        println!(
-            "{} of {targets} targets MISSED (a measurement, not a test: exit status stays 0)",
-            misses.len()
-        );
-    }
-    println!("markdown table written to {}", path.display());
+    report.print_and_write()?;
     eprintln!("xtask bench coord: done in {}", secs(started.elapsed()));
     Ok(())
 }
@@ -431,7 +406,7 @@ fn rows(
 }
 
 /// A plain fred client with default settings.
-async fn plain_client(url: &str) -> Result<Client> {
+pub(super) async fn plain_client(url: &str) -> Result<Client> {
     let config = Config::from_url(url).context("redis url")?;
     let client = Builder::from_config(config)
         .build()
@@ -440,7 +415,7 @@ async fn plain_client(url: &str) -> Result<Client> {
     Ok(client)
 }
 
-async fn connect_node(settings: &RedisSettings, id: &str) -> Result<RedisCoordinator> {
+pub(super) async fn connect_node(settings: &RedisSettings, id: &str) -> Result<RedisCoordinator> {
     let node = NodeInfo::new(NodeId::new(id)?, "127.0.0.1:0");
     RedisCoordinator::connect(settings.clone(), node)
         .await
@@ -448,7 +423,7 @@ async fn connect_node(settings: &RedisSettings, id: &str) -> Result<RedisCoordin
 }
 
 /// `INFO <sections…>` as text.
-async fn info(client: &Client, sections: &[&str]) -> Result<String> {
+pub(super) async fn info(client: &Client, sections: &[&str]) -> Result<String> {
     let command = CustomCommand::new_static("INFO", ClusterHash::FirstKey, false);
     client
         .custom::<String, _>(command, sections.to_vec())
@@ -457,7 +432,7 @@ async fn info(client: &Client, sections: &[&str]) -> Result<String> {
 }
 
 /// The value of `name:value` in INFO text.
-fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
     info.lines()
         .filter_map(|l| l.trim_end().split_once(':'))
         .find(|(k, _)| *k == name)
@@ -521,7 +496,7 @@ fn share(total: u32, blocks: u32, block: u32) -> u32 {
 }
 
 /// One GET round trip.
-async fn get_once(client: &Client, key: &str) -> Result<Duration> {
+pub(super) async fn get_once(client: &Client, key: &str) -> Result<Duration> {
     let t = Instant::now();
     let value: Option<String> = client.get(key).await?;
     let elapsed = t.elapsed();
@@ -810,7 +785,7 @@ async fn count_commands(client: &Client, window: Duration, what: &str) -> Result
 }
 
 /// `(command, calls)` from `INFO commandstats` lines `cmdstat_get:calls=3,…`.
-fn command_calls(info: &str) -> Vec<(String, u64)> {
+pub(super) fn command_calls(info: &str) -> Vec<(String, u64)> {
     info.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("cmdstat_")?;
@@ -826,7 +801,7 @@ fn command_calls(info: &str) -> Vec<(String, u64)> {
 }
 
 /// `20s`, `1500ms`, `1m`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

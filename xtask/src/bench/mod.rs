@@ -9,8 +9,10 @@
 //! itself built with `--release`, so the measured code is optimized; pass
 //! `--in-process` to measure in whatever profile xtask was built with.
 
+mod cache;
 mod coord;
 mod report;
+mod scheduler;
 
 use std::ffi::OsString;
 
@@ -38,12 +40,20 @@ enum Target {
     /// Coordination on Redis: raw GET baseline, lock cycle, lock hand-off,
     /// revision event latency, commands/s of idle nodes.
     Coord(coord::CoordArgs),
+    /// Revisioned cache: hit latency against bare DashMap and moka lookups,
+    /// Redis commands per 10 000 hits, convergence of a bump on 3 nodes.
+    Cache(cache::CacheArgs),
+    /// Scheduler on 3 node processes: duplicates and missed fires of 50
+    /// master_only jobs every second, fire delay, CPU per node.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 impl Target {
     fn name(&self) -> &'static str {
         match self {
             Target::Coord(_) => "coord",
+            Target::Cache(_) => "cache",
+            Target::Scheduler(_) => "scheduler",
         }
     }
 }
@@ -66,6 +76,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     match target {
         Target::Coord(coord_args) => coord::run(coord_args),
+        Target::Cache(cache_args) => cache::run(cache_args),
+        Target::Scheduler(scheduler_args) => scheduler::run(scheduler_args),
     }
 }
 
@@ -75,7 +87,7 @@ fn list_targets() {
     for sub in command.get_subcommands() {
         let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
         let about = about.split_whitespace().collect::<Vec<_>>().join(" ");
-        println!("  {:<8} {about}", sub.get_name());
+        println!("  {:<10} {about}", sub.get_name());
     }
 }
 

@@ -226,6 +226,37 @@ impl Report {
             .collect()
     }
 
+    /// Prints the table and the verdicts and writes the markdown file: the
+    /// end of every `cargo xtask bench <target>`.
+    pub fn print_and_write(&self) -> Result<()> {
+        println!();
+        print!("{}", self.text_table());
+        println!();
+        let path = self.write_markdown()?;
+        let misses = self.misses();
+        let targets = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict != Verdict::Info)
+            .count();
+        if misses.is_empty() {
+            println!("all {targets} targets met");
+        } else {
+            for row in &misses {
+                println!(
+                    "MISS: row {} ({}): {} against target {}",
+                    row.id, row.figure, row.value, row.target
+                );
+            }
+            println!(
+                "{} of {targets} targets MISSED (a measurement, not a test: exit status stays 0)",
+                misses.len()
+            );
+        }
+        println!("markdown table written to {}", path.display());
+        Ok(())
+    }
+
     /// Writes [`Report::markdown`] to `target/bench/<target>.md`; returns the path.
     pub fn write_markdown(&self) -> Result<PathBuf> {
         let dir = target_dir().join("bench");
