@@ -2,7 +2,7 @@
 //! revision sweep for all of them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,11 @@ pub(crate) struct Shared {
     /// confirmed every tracked revision; 0 before the first.
     confirmed: AtomicU64,
     confirmed_wall_ms: AtomicI64,
+    /// False while the last confirmation is younger than `maxStale`; a
+    /// watcher sets it when that deadline passes, so hits read a flag
+    /// instead of the clock.
+    stale: AtomicBool,
+    confirmed_now: Notify,
     /// Rises with every change of backend epoch; entries of an older
     /// generation are never served.
     generation: AtomicU64,
@@ -122,6 +127,11 @@ impl Shared {
 
     pub(crate) fn confirmed(&self) -> u64 {
         self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// Whether every tracked revision was confirmed within `maxStale`.
+    pub(crate) fn all_fresh(&self) -> bool {
+        !self.stale.load(Ordering::Acquire)
     }
 
     pub(crate) fn confirmed_wall_ms(&self) -> Option<i64> {
@@ -249,6 +259,8 @@ impl CacheRegistry {
             base: Instant::now(),
             confirmed: AtomicU64::new(0),
             confirmed_wall_ms: AtomicI64::new(0),
+            stale: AtomicBool::new(true),
+            confirmed_now: Notify::new(),
             generation: AtomicU64::new(0),
             epoch: Mutex::new(None),
             domains: RwLock::new(BTreeMap::new()),
@@ -257,6 +269,7 @@ impl CacheRegistry {
         });
         tokio::spawn(listen(shared.clone(), events));
         tokio::spawn(sweep_loop(shared.clone()));
+        tokio::spawn(watch_staleness(shared.clone()));
         shared.sweep_now.notify_one();
         CacheRegistry {
             _stop: Arc::new(StopOnDrop(shared.clone())),
@@ -337,6 +350,35 @@ async fn listen(shared: Arc<Shared>, mut events: Subscription) {
                     .cloned();
                 if let Some(domain) = domain {
                     domain.observe(&event.scope, revision.value);
+                }
+            }
+        }
+    }
+}
+
+/// Sets the stale flag when `maxStale` passes without a new confirmation.
+async fn watch_staleness(shared: Arc<Shared>) {
+    loop {
+        let confirmed = shared.confirmed();
+        if confirmed == 0 {
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = shared.confirmed_now.notified() => continue,
+            }
+        }
+        let deadline =
+            shared.base + Duration::from_nanos(confirmed - 1) + shared.settings.max_stale;
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = shared.confirmed_now.notified() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if shared.confirmed() == confirmed {
+                    shared.stale.store(true, Ordering::Release);
+                    tracing::warn!(max_stale = ?shared.settings.max_stale, "cache revisions unconfirmed for longer than maxStale");
+                    tokio::select! {
+                        _ = shared.stop.cancelled() => return,
+                        _ = shared.confirmed_now.notified() => {}
+                    }
                 }
             }
         }

@@ -74,6 +74,11 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
         if entry.generation != self.shared.generation() {
             return Lookup::Missing;
         }
+        if entry.revision.is_some() && self.shared.all_fresh() {
+            // The registry confirmed every tracked revision within maxStale
+            // (and a newer load confirmed itself): no clock read needed.
+            return Lookup::Fresh(entry.value.clone());
+        }
         let now = self.shared.mark(Instant::now());
         let confirmed = if entry.revision.is_some() {
             entry.confirmed.max(self.shared.confirmed())
@@ -341,12 +346,37 @@ impl<V: Clone + Send + Sync + 'static> RevisionedCache<V> {
     /// (once, however many callers miss at the same time). When revisions
     /// cannot be confirmed for longer than `maxStale`, the domain's
     /// [`StalePolicy`] decides.
-    pub async fn get_or_load<E, F, Fut>(&self, scope: &str, loader: F) -> Result<V, CacheError<E>>
+    ///
+    /// A hit is decided before any future is built: the returned future
+    /// then only hands the value over, and the (large) loading future is
+    /// allocated on a miss alone.
+    pub fn get_or_load<'a, E, F, Fut>(
+        &'a self,
+        scope: &'a str,
+        loader: F,
+    ) -> impl Future<Output = Result<V, CacheError<E>>> + 'a
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        E: 'a,
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future<Output = Result<V, E>> + 'a,
     {
-        self.state.get_or_load(scope, loader).await
+        enum Answer<V, M> {
+            Hit(V),
+            Miss(M),
+        }
+        let answer = match self.state.lookup(scope) {
+            Lookup::Fresh(value) => {
+                bump(&self.state.counters.hits);
+                Answer::Hit(value)
+            }
+            _ => Answer::Miss(Box::pin(self.state.get_or_load(scope, loader))),
+        };
+        async move {
+            match answer {
+                Answer::Hit(value) => Ok(value),
+                Answer::Miss(miss) => miss.await,
+            }
+        }
     }
 
     /// Announces a change of `scope` to every node: raises its revision

@@ -242,33 +242,44 @@ impl JobStore {
     /// Creates a built-in job (or plugin job) once: if a job with this name
     /// exists it is left alone. Returns its id.
     pub async fn ensure_builtin(&self, spec: &JobSpec, plugin_id: Option<&str>) -> Result<i64> {
-        if let Some(existing) = job::Entity::find()
-            .filter(job::Column::Name.eq(spec.name.trim()))
-            .one(&self.db)
-            .await?
-        {
-            return Ok(existing.id);
+        if let Some(id) = self.job_id_by_name(spec.name.trim()).await? {
+            return Ok(id);
         }
-        let mut model = self.validate(spec, None).await?;
-        model.is_builtin = Set(1);
-        model.plugin_id = Set(plugin_id.map(str::to_string));
-        match job::Entity::insert(model).exec(&self.db).await {
-            Ok(inserted) => {
-                self.changed().await;
-                Ok(inserted.last_insert_id)
+        let inserted = match self.validate(spec, None).await {
+            Ok(mut model) => {
+                model.is_builtin = Set(1);
+                model.plugin_id = Set(plugin_id.map(str::to_string));
+                job::Entity::insert(model)
+                    .exec(&self.db)
+                    .await
+                    .map(|r| r.last_insert_id)
+                    .map_err(Error::from)
             }
-            Err(error) => {
-                // Another node created it at the same moment.
-                match job::Entity::find()
-                    .filter(job::Column::Name.eq(spec.name.trim()))
-                    .one(&self.db)
-                    .await?
-                {
-                    Some(existing) => Ok(existing.id),
-                    None => Err(error.into()),
+            Err(error) => Err(error),
+        };
+        match inserted {
+            Ok(id) => {
+                self.changed().await;
+                Ok(id)
+            }
+            // Another node created it at the same moment: its duplicate-name
+            // check or the unique index refused ours. Use theirs.
+            Err(error @ (Error::Conflict(_) | Error::Database(_))) => {
+                match self.job_id_by_name(spec.name.trim()).await? {
+                    Some(id) => Ok(id),
+                    None => Err(error),
                 }
             }
+            Err(error) => Err(error),
         }
+    }
+
+    async fn job_id_by_name(&self, name: &str) -> Result<Option<i64>> {
+        Ok(job::Entity::find()
+            .filter(job::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .map(|j| j.id))
     }
 
     /// Replaces a job's fields.

@@ -259,3 +259,35 @@ async fn changes_on_any_node_reach_every_schedule() {
         .collect();
     assert!(late.is_empty(), "fires after the disable: {late:?}");
 }
+
+/// Three nodes starting at the same moment all create the built-in jobs:
+/// every node starts, and each built-in job exists once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_create_builtin_jobs_once() {
+    let shared = shared().await;
+    let with_builtins = lina_scheduler::SchedulerSettings {
+        builtin_jobs: true,
+        ..settings()
+    };
+    let (a, b, c) = tokio::join!(
+        shared.redis_node("a", 1000),
+        shared.redis_node("b", 1000),
+        shared.redis_node("c", 1000)
+    );
+    let (na, nb, nc) = tokio::join!(
+        node(a, &shared.db, with_builtins),
+        node(b, &shared.db, with_builtins),
+        node(c, &shared.db, with_builtins)
+    );
+    let jobs = na
+        .scheduler
+        .store()
+        .list_jobs(None, None, None, lina_scheduler::Page::new(1, 100).unwrap())
+        .await
+        .unwrap();
+    let builtin: Vec<_> = jobs.list.iter().filter(|j| j.is_builtin).collect();
+    assert_eq!(builtin.len(), 3, "{builtin:?}");
+    for n in [&na, &nb, &nc] {
+        n.scheduler.shutdown().await;
+    }
+}
