@@ -203,6 +203,10 @@ impl Shared {
                 self.confirmed.fetch_max(self.mark(sent), Ordering::AcqRel);
                 self.confirmed_wall_ms
                     .store(unix_millis(), Ordering::Relaxed);
+                if sent.elapsed() < self.settings.max_stale {
+                    self.stale.store(false, Ordering::Release);
+                }
+                self.confirmed_now.notify_one();
             }
             Err(error) => {
                 tracing::warn!(%error, tracked = keys.len(), "cache revision sweep failed");
