@@ -163,6 +163,8 @@ impl Auth {
 
 fn kv_error(error: KvCacheError) -> ApiError {
     match error {
+        KvCacheError::Coordination(lina_coord_api::Error::InvalidArgument(message))
+        | KvCacheError::KeyTooLong { name: message, .. } => ApiError::invalid_parameter(message),
         KvCacheError::Coordination(e) => {
             ApiError::unavailable(format!("session state unavailable: {e}"))
         }
@@ -413,6 +415,23 @@ pub async fn refresh(
         )
         .await
         .map_err(kv_error)?;
+    let db = &state.node.db;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE sys_online_session SET last_active_time = $1 WHERE token_id = $2"
+        }
+        _ => "UPDATE sys_online_session SET last_active_time = ? WHERE token_id = ?",
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            session.last_active_time.into(),
+            session.token_id.clone().into(),
+        ],
+    ))
+    .await?;
     ok(state.auth.pair(&session)?)
 }
 

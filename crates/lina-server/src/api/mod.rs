@@ -3,10 +3,29 @@
 //! [`error::ok`] / [`error::ApiError`].
 
 pub mod auth;
+pub mod docs;
 pub mod error;
+pub mod menu_admin;
+pub mod metrics;
+pub mod online;
 pub mod permission;
+pub mod role_admin;
 pub mod system;
 pub mod user;
+pub mod user_admin;
+
+/// One documented route, for `/api.json` (each API module lists its own).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    /// `GET`, `POST`, `PUT`, `DELETE`.
+    pub method: &'static str,
+    /// Path with `{param}` placeholders.
+    pub path: &'static str,
+    /// `None`: public; `Some("")`: login only; else the permission code.
+    pub permission: Option<&'static str>,
+    /// What it does.
+    pub summary: &'static str,
+}
 
 use std::sync::Arc;
 
@@ -22,6 +41,8 @@ pub struct AppState {
     pub auth: auth::Auth,
     /// The permission topology.
     pub permissions: permission::Permissions,
+    /// Request counters for `/metrics`.
+    pub metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
@@ -30,6 +51,7 @@ impl AppState {
         Ok(AppState {
             auth: auth::Auth::new(&node)?,
             permissions: permission::Permissions::new(&node.caches, node.db.clone())?,
+            metrics: metrics::HttpMetrics::default(),
             node,
         })
     }
@@ -44,6 +66,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     error::extractor_config(cfg);
     cfg.route("/health", web::get().to(system::health))
         .route("/ready", web::get().to(system::ready))
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/api.json", web::get().to(docs::api_json))
         .service(
             web::scope("/api/v1")
                 .route("/auth/login", web::post().to(auth::login))
@@ -52,6 +76,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/user/info", web::get().to(user::info))
                 .route("/menus/all", web::get().to(user::menus))
                 .route("/system/info", web::get().to(system::info))
+                .configure(user_admin::register)
+                .configure(role_admin::register)
+                .configure(menu_admin::register)
+                .configure(online::register)
                 .default_service(web::to(not_found)),
         );
 }

@@ -222,3 +222,75 @@ async fn cluster_shares_sessions_and_agrees_on_the_leader() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_openapi_and_request_ids() {
+    let s = Server::start(&[]).await;
+    let (access, _) = s.login("admin", "admin123").await;
+    s.get("/api/v1/user/info", &access).await;
+    let response = s
+        .http
+        .get(format!("{}/health", s.base))
+        .header("X-Request-Id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    let response = s
+        .http
+        .get(format!("{}/health", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"].len(),
+        16,
+        "an id is generated"
+    );
+
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "lina_http_requests_total{",
+        "lina_http_request_duration_seconds_bucket{",
+        "lina_leader{",
+        "lina_leader_term{",
+        "domain=\"permission\",kind=\"hit\"",
+        "lina_jobs_running{",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from /metrics:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("lina_leader_term{node=") && text.contains("} 1\n"),
+        "{text}"
+    );
+
+    let (status, doc) = s.call(Method::GET, "/api.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/user/info",
+        "/api/v1/system/info",
+        "/ready",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /api.json"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/api/v1/system/info"]["get"]["x-permission"],
+        "about:system:list"
+    );
+}

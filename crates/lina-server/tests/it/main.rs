@@ -20,5 +20,7 @@ pub fn server(dir: &Path) -> Command {
     cmd
 }
 
+mod admin;
 mod api;
 mod harness;
+mod menus_online;
