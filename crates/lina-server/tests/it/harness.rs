@@ -31,10 +31,11 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let port = lina_testkit::free_port();
         let mut cmd = server(dir.path());
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         cmd.env("LINA_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
             .env("LINA_JWT__SECRET", SECRET)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -57,7 +58,12 @@ impl Server {
                 return server;
             }
             if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("server exited early with {status}");
+                let log = server
+                    ._dir
+                    .as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.path().join("server.log")).ok())
+                    .unwrap_or_default();
+                panic!("server exited early with {status}; its log:\n{log}");
             }
             assert!(Instant::now() < deadline, "no /health within 60s");
             tokio::time::sleep(Duration::from_millis(50)).await;
