@@ -10,9 +10,16 @@ use std::time::Duration;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use lina_cache::{KvCache, KvCacheError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lina_cache::{KvCache, KvCacheError, RevisionedCache, StalePolicy};
+use lina_coord_api::KeyTtl;
 use lina_coord_api::{random_hex128, unix_millis};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    Statement,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -66,6 +73,12 @@ pub struct Auth {
     session_ttl: Duration,
     sessions: KvCache,
     attempts: KvCache,
+    /// Per user: the live session ids and when each expires (Unix ms),
+    /// read from the KV store on a miss. Revisioned per user: login,
+    /// refresh and every revocation bump the user's scope, so a request
+    /// checks its session with no round trip while the scope is fresh, and
+    /// fails closed past maxStale.
+    live: RevisionedCache<Arc<HashMap<String, i64>>>,
 }
 
 const SESSIONS: &str = "session";
@@ -79,7 +92,9 @@ impl Auth {
         let sessions = KvCache::for_module(state.coordinator.clone(), "auth")?;
         let attempts = KvCache::for_module(state.coordinator.clone(), "auth-attempts")?;
         let session_ttl = state.config.session.timeout.max(Duration::from_secs(60));
+        let live = state.caches.domain("session", StalePolicy::FailClosed)?;
         Ok(Auth {
+            live,
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             access_ttl: state.config.jwt.expire.max(Duration::from_secs(60)),
@@ -145,6 +160,7 @@ impl Auth {
 
     /// Deletes a session everywhere (logout, forced logout, disabled user).
     pub async fn revoke(&self, db: &impl ConnectionTrait, sid: &str) -> Result<bool, ApiError> {
+        let owner = self.owner_of(db, sid).await?;
         let existed = self
             .sessions
             .delete(SESSIONS, sid)
@@ -157,7 +173,85 @@ impl Auth {
         };
         db.execute_raw(Statement::from_sql_and_values(backend, sql, [sid.into()]))
             .await?;
+        if let Some(user_id) = owner {
+            self.changed(user_id).await?;
+        }
         Ok(existed)
+    }
+
+    /// The user a session belongs to, from the projection.
+    async fn owner_of(
+        &self,
+        db: &impl ConnectionTrait,
+        sid: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT user_id FROM sys_online_session WHERE token_id = $1",
+            _ => "SELECT user_id FROM sys_online_session WHERE token_id = ?",
+        };
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(backend, sql, [sid.into()]))
+            .await?;
+        Ok(row.and_then(|r| r.try_get::<i64>("", "user_id").ok()))
+    }
+
+    /// Announces a change of the user's sessions to every node.
+    pub async fn changed(&self, user_id: i64) -> Result<(), ApiError> {
+        self.live.bump(&user_id.to_string()).await?;
+        Ok(())
+    }
+
+    /// Whether session `sid` of `user_id` is live: from memory while fresh.
+    async fn is_live(
+        &self,
+        db: &DatabaseConnection,
+        user_id: i64,
+        sid: &str,
+    ) -> Result<bool, ApiError> {
+        let sessions = self.sessions.clone();
+        let db = db.clone();
+        let live = self
+            .live
+            .get_or_load(&user_id.to_string(), || async move {
+                let backend = db.get_database_backend();
+                let sql = match backend {
+                    DbBackend::Postgres => {
+                        "SELECT token_id FROM sys_online_session WHERE user_id = $1"
+                    }
+                    _ => "SELECT token_id FROM sys_online_session WHERE user_id = ?",
+                };
+                let rows = db
+                    .query_all_raw(Statement::from_sql_and_values(
+                        backend,
+                        sql,
+                        [user_id.into()],
+                    ))
+                    .await
+                    .map_err(ApiError::from)?;
+                let mut live = HashMap::new();
+                let now = unix_millis();
+                for row in rows {
+                    let Ok(token) = row.try_get::<String>("", "token_id") else {
+                        continue;
+                    };
+                    // The KV store decides: a session lives while its key does.
+                    if let KeyTtl::Expires(left) =
+                        sessions.ttl(SESSIONS, &token).await.map_err(kv_error)?
+                    {
+                        live.insert(token, now + left.as_millis() as i64);
+                    }
+                }
+                Ok::<_, ApiError>(Arc::new(live))
+            })
+            .await
+            .map_err(|e| match e {
+                lina_cache::CacheError::Load { source, .. } => source,
+                other => ApiError::from(other),
+            })?;
+        Ok(live
+            .get(sid)
+            .is_some_and(|expires| *expires > unix_millis()))
     }
 }
 
@@ -208,13 +302,17 @@ impl FromRequest for AuthUser {
                     )
                 })?;
             let claims = state.auth.decode(token, "access")?;
-            match state.auth.session(&claims.sid).await? {
-                Some(session) if session.user_id == claims.sub => Ok(AuthUser {
+            match state
+                .auth
+                .is_live(&state.node.db, claims.sub, &claims.sid)
+                .await?
+            {
+                true => Ok(AuthUser {
                     user_id: claims.sub,
                     username: claims.username,
                     token_id: claims.sid,
                 }),
-                _ => Err(ApiError::unauthorized(
+                false => Err(ApiError::unauthorized(
                     "AUTH_SESSION_REVOKED",
                     "error.auth.session.revoked",
                     "the session has ended; log in again",
@@ -347,6 +445,7 @@ pub async fn login(
         .await
         .map_err(kv_error)?;
     project(&state.node.db, &session).await?;
+    state.auth.changed(session.user_id).await?;
     ok(state.auth.pair(&session)?)
 }
 
@@ -432,6 +531,7 @@ pub async fn refresh(
         ],
     ))
     .await?;
+    state.auth.changed(session.user_id).await?;
     ok(state.auth.pair(&session)?)
 }
 

@@ -381,3 +381,72 @@ async fn every_protected_route_refuses_without_token_or_permission() {
     }
     assert!(checked >= 25, "only {checked} protected routes documented");
 }
+
+async fn redis_commands(port: u16) -> i64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    conn.write_all(b"INFO stats\r\n").await.unwrap();
+    let mut buf = vec![0u8; 16384];
+    let mut text = String::new();
+    // Read until the counter's line is complete.
+    while !text
+        .split("total_commands_processed:")
+        .nth(1)
+        .is_some_and(|rest| rest.contains("\r\n"))
+    {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "redis closed the connection: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// In cluster mode an authenticated request whose caches are fresh makes
+/// no Redis round trip: 200 requests cost no more Redis commands than the
+/// node's background work in the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_authenticated_requests_make_no_redis_round_trip() {
+    let redis = lina_testkit::RedisServer::start().await.unwrap();
+    let db = lina_testkit::fresh_database().await.unwrap();
+    let s = Server::start(&[
+        ("LINA_CLUSTER__ENABLED", "true".to_string()),
+        (
+            "LINA_CLUSTER__REDIS__ADDRESS",
+            format!("127.0.0.1:{}", redis.port()),
+        ),
+        ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
+        ("LINA_CACHE__REVISIONPOLL", "10s".to_string()),
+        ("LINA_CACHE__MAXSTALE", "30s".to_string()),
+    ])
+    .await;
+    let (access, _) = s.login("admin", "admin123").await;
+    let (status, _) = s.get("/api/v1/menus/all", &access).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let idle_start = redis_commands(redis.port()).await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = redis_commands(redis.port()).await - idle_start - 1;
+    let idle_window = started.elapsed();
+
+    let busy_start = redis_commands(redis.port()).await;
+    let started = Instant::now();
+    for _ in 0..200 {
+        let (status, _) = s.get("/api/v1/menus/all", &access).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let busy_window = started.elapsed();
+    let busy = redis_commands(redis.port()).await - busy_start - 1;
+    // Background work (lease renewal, heartbeat) scales with time, not requests.
+    let allowance =
+        idle * (busy_window.as_millis() as i64 / idle_window.as_millis().max(1) as i64 + 1) + 10;
+    assert!(
+        busy <= allowance,
+        "{busy} Redis commands during 200 requests in {busy_window:?} (idle: {idle} in {idle_window:?})"
+    );
+}
