@@ -816,7 +816,7 @@ async fn cluster_role_change_reaches_every_node_within_a_second() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let changed = Instant::now();
-    let deadline = changed + Duration::from_secs(1);
+    let deadline = changed + Duration::from_millis(200);
     for (name, node) in [("B", &b), ("C", &c)] {
         loop {
             let (_, codes) = permissions(node, &dave).await;
@@ -829,7 +829,7 @@ async fn cluster_role_change_reaches_every_node_within_a_second() {
                 "node {name} still shows {codes:?} / {status} {:?} after the change",
                 changed.elapsed()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -842,7 +842,7 @@ async fn cluster_role_change_reaches_every_node_within_a_second() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_millis(200);
     for (name, node) in [("A", &a), ("C", &c)] {
         loop {
             let (status, _) = node.get("/api/v1/role", &dave).await;
@@ -853,7 +853,7 @@ async fn cluster_role_change_reaches_every_node_within_a_second() {
                 Instant::now() < deadline,
                 "node {name} still grants the role"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }

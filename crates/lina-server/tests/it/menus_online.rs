@@ -481,7 +481,7 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
                "component": "cluster/index"}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_millis(200);
     for node in [&b, &c] {
         loop {
             let (status, menus) = node.get("/api/v1/menus/all", &caller).await;
@@ -491,10 +491,10 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
             }
             assert!(
                 Instant::now() < deadline,
-                "{}: the new page is not a route within 1s",
+                "{}: the new page is not a route within 200ms",
                 node.base
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -516,14 +516,20 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_millis(200);
     for node in [&a, &b] {
-        let (status, _) = node.get("/api/v1/user/info", &victim).await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "{}: a forced logout on C ends the session at once",
-            node.base
-        );
+        loop {
+            let (status, _) = node.get("/api/v1/user/info", &victim).await;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: a forced logout on C must end the session within 200ms",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (status, _) = node.get("/api/v1/user/info", &caller).await;
         assert_eq!(status, StatusCode::OK);
     }
