@@ -21,6 +21,16 @@ pub const ALL_PERMISSIONS: &str = "*:*:*";
 /// One user's view.
 #[derive(Debug, Clone, Default)]
 pub struct UserAccess {
+    /// User name.
+    pub username: String,
+    /// Display name.
+    pub nickname: String,
+    /// E-mail address.
+    pub email: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// Still the seeded default password.
+    pub default_password: bool,
     /// Normal (1) or disabled (0).
     pub status: i16,
     /// Role keys.
@@ -127,6 +137,11 @@ async fn load(db: &DatabaseConnection) -> Result<Topology, DbErr> {
         let mut access = UserAccess {
             status: u.status,
             superuser: u.username == "admin",
+            nickname: u.nickname.clone(),
+            email: u.email.clone(),
+            avatar: u.avatar.clone(),
+            default_password: u.default_password == 1,
+            username: u.username.clone(),
             ..UserAccess::default()
         };
         for role_id in user_roles.get(&u.id).into_iter().flatten() {

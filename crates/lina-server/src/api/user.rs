@@ -7,8 +7,7 @@ use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ok};
 use super::permission::{ALL_PERMISSIONS, Topology, UserAccess};
-use crate::entity::{menu, user};
-use sea_orm::EntityTrait;
+use crate::entity::menu;
 
 /// The route tree (directories and pages, buttons excluded) the user sees.
 fn routes(topology: &Topology, access: &UserAccess, parent: i64) -> Vec<Value> {
@@ -56,16 +55,6 @@ fn route(topology: &Topology, access: &UserAccess, m: &menu::Model) -> Value {
 pub async fn info(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, ApiError> {
     let access = state.permissions.access(auth.user_id).await?;
     let topology = state.permissions.topology().await?;
-    let profile = user::Entity::find_by_id(auth.user_id)
-        .one(&state.node.db)
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "AUTH_USER_UNKNOWN",
-                "error.auth.user.unknown",
-                "the user no longer exists",
-            )
-        })?;
     let mut permissions: Vec<String> = if access.superuser {
         vec![ALL_PERMISSIONS.to_string()]
     } else {
@@ -73,16 +62,16 @@ pub async fn info(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResp
     };
     permissions.sort();
     ok(json!({
-        "userId": profile.id,
-        "username": profile.username,
-        "realName": profile.nickname,
-        "email": profile.email,
-        "avatar": profile.avatar,
+        "userId": auth.user_id,
+        "username": access.username,
+        "realName": access.nickname,
+        "email": access.email,
+        "avatar": access.avatar,
         "roles": access.roles,
         "homePath": "/dashboard",
         "menus": routes(&topology, &access, 0),
         "permissions": permissions,
-        "defaultPassword": profile.default_password == 1,
+        "defaultPassword": access.default_password,
     }))
 }
 
