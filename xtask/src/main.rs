@@ -11,6 +11,7 @@
 //! cargo xtask services stop        # stop throwaway servers left running
 //! cargo xtask bench                # list the benchmark targets
 //! cargo xtask bench coord          # measure coordination on a private redis-server
+//! cargo xtask bench http           # one lina-server node against a bare actix-web handler
 //! ```
 
 mod bench;

@@ -11,6 +11,7 @@
 
 mod cache;
 mod coord;
+mod http;
 mod report;
 mod scheduler;
 
@@ -46,6 +47,10 @@ enum Target {
     /// Scheduler on 3 node processes: duplicates and missed fires of 50
     /// master_only jobs every second, fire delay, CPU per node.
     Scheduler(scheduler::SchedulerArgs),
+    /// HTTP on one lina-server node: /health against a bare actix-web
+    /// handler, /api/v1/user/info with a token, Redis commands and database
+    /// transactions per cached authenticated request.
+    Http(http::HttpArgs),
 }
 
 impl Target {
@@ -54,6 +59,7 @@ impl Target {
             Target::Coord(_) => "coord",
             Target::Cache(_) => "cache",
             Target::Scheduler(_) => "scheduler",
+            Target::Http(_) => "http",
         }
     }
 }
@@ -78,6 +84,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Target::Coord(coord_args) => coord::run(coord_args),
         Target::Cache(cache_args) => cache::run(cache_args),
         Target::Scheduler(scheduler_args) => scheduler::run(scheduler_args),
+        Target::Http(http_args) => http::run(http_args),
     }
 }
 

@@ -269,7 +269,7 @@ impl Report {
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` or `<workspace>/target`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace_root().join(dir),
         None => workspace_root().join("target"),
