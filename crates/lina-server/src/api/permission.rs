@@ -47,9 +47,12 @@ pub struct UserAccess {
 #[derive(Debug, Default)]
 pub struct Topology {
     /// By user id.
-    pub users: HashMap<i64, UserAccess>,
+    pub users: HashMap<i64, Arc<UserAccess>>,
     /// Every enabled menu, by sort order.
     pub menus: Vec<menu::Model>,
+    /// Response bodies rendered from this topology, by user and route; a
+    /// new topology (any change) starts empty.
+    pub rendered: dashmap::DashMap<(i64, &'static str), actix_web::web::Bytes>,
 }
 
 /// The topology cache of this node.
@@ -84,7 +87,7 @@ impl Permissions {
     }
 
     /// The user's access, or 401 when the user is gone or disabled.
-    pub async fn access(&self, user_id: i64) -> Result<UserAccess, ApiError> {
+    pub async fn access(&self, user_id: i64) -> Result<Arc<UserAccess>, ApiError> {
         let topology = self.topology().await?;
         match topology.users.get(&user_id) {
             Some(access) if access.status == 1 => Ok(access.clone()),
@@ -102,7 +105,11 @@ impl Permissions {
     }
 
     /// 403 unless the user holds `permission` (or is a superuser).
-    pub async fn require(&self, user_id: i64, permission: &str) -> Result<UserAccess, ApiError> {
+    pub async fn require(
+        &self,
+        user_id: i64,
+        permission: &str,
+    ) -> Result<Arc<UserAccess>, ApiError> {
         let access = self.access(user_id).await?;
         if access.superuser || access.permissions.contains(permission) {
             Ok(access)
@@ -165,7 +172,11 @@ async fn load(db: &DatabaseConnection) -> Result<Topology, DbErr> {
             access.menus = menu_perms.keys().copied().collect();
         }
         access.roles.sort();
-        out.insert(u.id, access);
+        out.insert(u.id, Arc::new(access));
     }
-    Ok(Topology { users: out, menus })
+    Ok(Topology {
+        users: out,
+        menus,
+        rendered: Default::default(),
+    })
 }
