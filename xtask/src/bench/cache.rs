@@ -28,7 +28,7 @@ use lina_testkit::RedisServer;
 use tokio::time::sleep;
 
 use super::coord::{
-    command_calls, connect_node, field, get_once, info, parse_duration, plain_client,
+    CommandCount, connect_node, field, get_once, info, parse_duration, plain_client,
 };
 use super::report::{
     Report, Row, Samples, Verdict, build_profile, fmt_duration, fmt_round, load_average, machine,
@@ -595,30 +595,6 @@ async fn hit_latency(
     })
 }
 
-/// Commands the server processed while `work` ran (or during a window).
-struct CommandCount {
-    commands: u64,
-    elapsed: Duration,
-    per_command: Vec<(String, u64)>,
-}
-
-impl CommandCount {
-    fn rate(&self) -> f64 {
-        self.commands as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn breakdown(&self) -> String {
-        if self.per_command.is_empty() {
-            return "none".into();
-        }
-        self.per_command
-            .iter()
-            .map(|(command, calls)| format!("`{command}` × {calls}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 /// Counts the commands the server processes while `work` runs, without the
 /// counting itself: a command is counted once it has run, so the first
 /// `INFO` is in the difference and the second is not.
@@ -632,30 +608,7 @@ async fn count_commands<T>(
     work.await?;
     let elapsed = t0.elapsed();
     let after = info(client, SECTIONS).await?;
-    let total = |info: &str| -> Result<u64> {
-        field(info, "total_commands_processed")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("no total_commands_processed in INFO stats"))
-    };
-    let commands = (total(&after)? - total(&before)?).saturating_sub(1);
-    let (before, after) = (command_calls(&before), command_calls(&after));
-    let mut per_command: Vec<(String, u64)> = after
-        .iter()
-        .filter(|(command, _)| command != "info")
-        .filter_map(|(command, calls)| {
-            let old = before
-                .iter()
-                .find(|(c, _)| c == command)
-                .map_or(0, |(_, n)| *n);
-            (calls > &old).then(|| (command.clone(), calls - old))
-        })
-        .collect();
-    per_command.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    Ok(CommandCount {
-        commands,
-        elapsed,
-        per_command,
-    })
+    CommandCount::between(&before, &after, elapsed)
 }
 
 struct ConvergenceResult {

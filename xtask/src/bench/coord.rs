@@ -346,7 +346,8 @@ fn rows(
         verdict: Verdict::from_ok(samples.p99() <= EVENT_P99_TARGET),
     });
 
-    let rate = |c: &IdleCount| format!("{:.2}/s ({} in {})", c.rate(), c.commands, secs(c.elapsed));
+    let rate =
+        |c: &CommandCount| format!("{:.2}/s ({} in {})", c.rate(), c.commands, secs(c.elapsed));
     report.rows.push(Row {
         id: "5a".into(),
         figure: format!("idle node alone ({}): Redis commands/s", idle.alone_role),
@@ -634,19 +635,48 @@ async fn revision_events(
     })
 }
 
-/// Commands counted on the server while only idle nodes were connected.
-struct IdleCount {
-    commands: u64,
-    elapsed: Duration,
-    per_command: Vec<(String, u64)>,
+/// Commands the server processed during a window (between two `INFO
+/// stats commandstats` snapshots), without the counting `INFO` itself.
+pub(super) struct CommandCount {
+    pub(super) commands: u64,
+    pub(super) elapsed: Duration,
+    pub(super) per_command: Vec<(String, u64)>,
 }
 
-impl IdleCount {
-    fn rate(&self) -> f64 {
+impl CommandCount {
+    /// Builds the count from the snapshots taken before and after.
+    pub(super) fn between(before: &str, after: &str, elapsed: Duration) -> Result<Self> {
+        let total = |info: &str| -> Result<u64> {
+            field(info, "total_commands_processed")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow!("no total_commands_processed in INFO stats"))
+        };
+        let commands = (total(after)? - total(before)?).saturating_sub(1);
+        let (before, after) = (command_calls(before), command_calls(after));
+        let mut per_command: Vec<(String, u64)> = after
+            .iter()
+            .filter(|(command, _)| command != "info")
+            .filter_map(|(command, calls)| {
+                let old = before
+                    .iter()
+                    .find(|(c, _)| c == command)
+                    .map_or(0, |(_, n)| *n);
+                (calls > &old).then(|| (command.clone(), calls - old))
+            })
+            .collect();
+        per_command.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        Ok(CommandCount {
+            commands,
+            elapsed,
+            per_command,
+        })
+    }
+
+    pub(super) fn rate(&self) -> f64 {
         self.commands as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn breakdown(&self) -> String {
+    pub(super) fn breakdown(&self) -> String {
         if self.per_command.is_empty() {
             return "none".into();
         }
@@ -659,9 +689,9 @@ impl IdleCount {
 }
 
 struct IdleResult {
-    alone: IdleCount,
+    alone: CommandCount,
     alone_role: &'static str,
-    pair: Option<(IdleCount, &'static str)>,
+    pair: Option<(CommandCount, &'static str)>,
 }
 
 fn role(node: &RedisCoordinator) -> &'static str {
@@ -737,7 +767,7 @@ async fn idle_nodes(url: &str, admin: &Client, args: &CoordArgs) -> Result<IdleR
 /// Counts the commands the server processes during `window`, without the
 /// counting itself: a command is counted once it has run, so the first
 /// `INFO` is in the difference and the second is not.
-async fn count_commands(client: &Client, window: Duration, what: &str) -> Result<IdleCount> {
+async fn count_commands(client: &Client, window: Duration, what: &str) -> Result<CommandCount> {
     const SECTIONS: &[&str] = &["stats", "commandstats"];
     let before = info(client, SECTIONS).await?;
     let t0 = Instant::now();
@@ -757,31 +787,7 @@ async fn count_commands(client: &Client, window: Duration, what: &str) -> Result
     let after = timeout(Duration::from_secs(5), info(client, SECTIONS))
         .await
         .context("INFO timed out")??;
-    let elapsed = t0.elapsed();
-    let total = |info: &str| -> Result<u64> {
-        field(info, "total_commands_processed")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("no total_commands_processed in INFO stats"))
-    };
-    let commands = (total(&after)? - total(&before)?).saturating_sub(1);
-    let (before, after) = (command_calls(&before), command_calls(&after));
-    let mut per_command: Vec<(String, u64)> = after
-        .iter()
-        .filter(|(command, _)| command != "info")
-        .filter_map(|(command, calls)| {
-            let old = before
-                .iter()
-                .find(|(c, _)| c == command)
-                .map_or(0, |(_, n)| *n);
-            (calls > &old).then(|| (command.clone(), calls - old))
-        })
-        .collect();
-    per_command.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    Ok(IdleCount {
-        commands,
-        elapsed,
-        per_command,
-    })
+    CommandCount::between(&before, &after, t0.elapsed())
 }
 
 /// `(command, calls)` from `INFO commandstats` lines `cmdstat_get:calls=3,…`.
