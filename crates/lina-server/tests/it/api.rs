@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::Server;
+use crate::harness::{Cluster, Server};
 
 #[tokio::test]
 async fn single_node_login_user_info_menus_ready_and_logout() {
@@ -166,27 +166,8 @@ async fn login_attempts_are_rate_limited() {
 /// on the leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_shares_sessions_and_agrees_on_the_leader() {
-    let redis = lina_testkit::RedisServer::start().await.unwrap();
-    let db = lina_testkit::fresh_database().await.unwrap();
-    let env = |id: &str| {
-        vec![
-            ("LINA_CLUSTER__ENABLED", "true".to_string()),
-            (
-                "LINA_CLUSTER__REDIS__ADDRESS",
-                format!("127.0.0.1:{}", redis.port()),
-            ),
-            ("LINA_CLUSTER__ELECTION__LEASE", "3s".to_string()),
-            ("LINA_CLUSTER__ELECTION__RENEWINTERVAL", "1s".to_string()),
-            ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
-            ("LINA_NODE_ID", id.to_string()),
-        ]
-    };
-    let (env_a, env_b, env_c) = (env("node-a"), env("node-b"), env("node-c"));
-    let (a, b, c) = tokio::join!(
-        Server::start(&env_a),
-        Server::start(&env_b),
-        Server::start(&env_c)
-    );
+    let cluster = Cluster::start().await;
+    let [a, b, c] = &cluster.nodes;
     let (access, _) = a.login("admin", "admin123").await;
     for node in [&a, &b, &c] {
         let (status, info) = node.get("/api/v1/user/info", &access).await;

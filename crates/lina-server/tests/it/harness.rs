@@ -112,3 +112,44 @@ impl Server {
         )
     }
 }
+
+/// Three nodes in cluster mode on a fresh PostgreSQL database and a private
+/// Redis (lease 3 s, renewed every second), `node-a`, `node-b`, `node-c`.
+pub struct Cluster {
+    /// The nodes, A, B and C.
+    pub nodes: [Server; 3],
+    _redis: lina_testkit::RedisServer,
+    _db: lina_testkit::TestDatabase,
+}
+
+impl Cluster {
+    /// Starts the three nodes together and waits for each one's `/health`.
+    pub async fn start() -> Cluster {
+        let redis = lina_testkit::RedisServer::start().await.unwrap();
+        let db = lina_testkit::fresh_database().await.unwrap();
+        let env = |id: &str| {
+            vec![
+                ("LINA_CLUSTER__ENABLED", "true".to_string()),
+                (
+                    "LINA_CLUSTER__REDIS__ADDRESS",
+                    format!("127.0.0.1:{}", redis.port()),
+                ),
+                ("LINA_CLUSTER__ELECTION__LEASE", "3s".to_string()),
+                ("LINA_CLUSTER__ELECTION__RENEWINTERVAL", "1s".to_string()),
+                ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
+                ("LINA_NODE_ID", id.to_string()),
+            ]
+        };
+        let (env_a, env_b, env_c) = (env("node-a"), env("node-b"), env("node-c"));
+        let (a, b, c) = tokio::join!(
+            Server::start(&env_a),
+            Server::start(&env_b),
+            Server::start(&env_c)
+        );
+        Cluster {
+            nodes: [a, b, c],
+            _redis: redis,
+            _db: db,
+        }
+    }
+}

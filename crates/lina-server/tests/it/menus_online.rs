@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::Server;
+use crate::harness::{Cluster, Server};
 
 /// Depth-first search of a tree of `{…, children}` nodes.
 fn find<'a>(nodes: &'a Value, pred: &dyn Fn(&Value) -> bool) -> Option<&'a Value> {
@@ -442,31 +442,14 @@ async fn online_sessions_list_and_force_logout() {
 }
 
 /// Three nodes on PostgreSQL + Redis: a page added on A is a route on B and
-/// C within a second; a forced logout on C ends a session of A everywhere.
+/// C within 200 ms; a forced logout on C ends a session of A everywhere
+/// within 200 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_menus_and_forced_logout_reach_every_node() {
-    let redis = lina_testkit::RedisServer::start().await.unwrap();
-    let db = lina_testkit::fresh_database().await.unwrap();
-    let env = |id: &str| {
-        vec![
-            ("LINA_CLUSTER__ENABLED", "true".to_string()),
-            (
-                "LINA_CLUSTER__REDIS__ADDRESS",
-                format!("127.0.0.1:{}", redis.port()),
-            ),
-            ("LINA_CLUSTER__ELECTION__LEASE", "3s".to_string()),
-            ("LINA_CLUSTER__ELECTION__RENEWINTERVAL", "1s".to_string()),
-            ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
-            ("LINA_NODE_ID", id.to_string()),
-        ]
-    };
-    let (env_a, env_b, env_c) = (env("node-a"), env("node-b"), env("node-c"));
-    // A first: nodes starting together can race on creating the built-in
-    // jobs (lina-scheduler `ensure_builtin`), which is not under test here.
-    let a = Server::start(&env_a).await;
-    let (b, c) = tokio::join!(Server::start(&env_b), Server::start(&env_c));
-    let caller = login_as(&a, "web").await;
-    let victim = login_as(&a, "app").await;
+    let cluster = Cluster::start().await;
+    let [a, b, c] = &cluster.nodes;
+    let caller = login_as(a, "web").await;
+    let victim = login_as(a, "app").await;
 
     // Every node loads its topology before the change.
     for node in [&a, &b, &c] {
@@ -475,7 +458,7 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
         assert!(find(&menus["data"]["list"], &|m| m["path"] == "/cluster-page").is_none());
     }
     let page = create(
-        &a,
+        a,
         &caller,
         json!({"type": "M", "name": "Cluster page", "path": "/cluster-page",
                "component": "cluster/index"}),
@@ -499,7 +482,7 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
     }
 
     // The session of A, force-logged-out on C.
-    let data = online(&c, &caller, "?pageSize=100").await;
+    let data = online(c, &caller, "?pageSize=100").await;
     let session = session_of(&data, "app").expect("A's session is listed on C");
     assert_eq!(session["nodeId"], "node-a");
     let token_id = session["tokenId"].as_str().unwrap().to_string();
@@ -533,6 +516,6 @@ async fn cluster_menus_and_forced_logout_reach_every_node() {
         let (status, _) = node.get("/api/v1/user/info", &caller).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let data = online(&b, &caller, "").await;
+    let data = online(b, &caller, "").await;
     assert!(session_of(&data, "app").is_none(), "{data}");
 }
