@@ -19,12 +19,12 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::auth::AuthUser;
 use super::error::{ApiError, ok};
 use super::permission::ALL_PERMISSIONS;
+use super::request::{parse_body, parse_id};
 use super::{AppState, RouteDoc};
 use crate::entity::{menu, role, role_menu};
 
@@ -428,18 +428,6 @@ fn tree(menus: &[&menu::Model], node: fn(&menu::Model) -> Value) -> Vec<Value> {
         .into_iter()
         .map(|m| build(m, &children, node, &mut seen))
         .collect()
-}
-
-/// Parses a path id after authentication, so a bad id never hides a 401.
-fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::invalid_parameter(format!("{what} {raw:?} is not an integer")))
-}
-
-/// Parses a JSON body after authentication and permission checks.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_parameter(format!("invalid JSON body: {e}")))
 }
 
 /// An optional numeric filter; empty means none.

@@ -9,6 +9,7 @@ pub mod menu_admin;
 pub mod metrics;
 pub mod online;
 pub mod permission;
+pub mod request;
 pub mod role_admin;
 pub mod system;
 pub mod user;

@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 
 use super::auth::AuthUser;
 use super::error::{ApiError, ok};
-use super::user_admin::{
+use super::request::{
     Fields, check_len, check_range, check_status, contains, paging, query_int, query_str,
-    unique_conflict, user_items,
+    unique_conflict,
 };
+use super::user_admin::user_items;
 use super::{AppState, RouteDoc};
 use crate::entity::{menu, role, role_menu, user, user_role};
 
