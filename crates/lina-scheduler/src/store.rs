@@ -328,6 +328,20 @@ impl JobStore {
         Ok(deleted)
     }
 
+    /// Deletes every job of plugin `plugin_id`, built-in ones included (the
+    /// plugin is being uninstalled); their logs stay. Returns how many.
+    pub async fn delete_plugin_jobs(&self, plugin_id: &str) -> Result<u64> {
+        let deleted = job::Entity::delete_many()
+            .filter(job::Column::PluginId.eq(plugin_id))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        if deleted > 0 {
+            self.changed().await;
+        }
+        Ok(deleted)
+    }
+
     /// One job.
     pub async fn job(&self, id: i64) -> Result<Job> {
         job::Entity::find_by_id(id)

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use crate::plugin::SourcePlugin;
 
 /// Exit status for an invalid configuration.
 pub const EXIT_INVALID_CONFIG: u8 = 2;
@@ -30,8 +33,14 @@ pub enum Command {
     CheckConfig,
 }
 
-/// Runs the command line and returns the process exit status.
+/// Runs the command line with the source plugins of this build.
 pub fn main() -> ExitCode {
+    run_with_plugins(crate::plugin::builtin())
+}
+
+/// Runs the command line with `plugins` as the build's source plugins: a
+/// binary crate that adds its own plugins calls this from its `main`.
+pub fn run_with_plugins(plugins: Vec<Arc<dyn SourcePlugin>>) -> ExitCode {
     let cli = Cli::parse();
     let loaded = match lina_config::load(cli.config.as_deref()) {
         Ok(loaded) => loaded,
@@ -58,7 +67,7 @@ pub fn main() -> ExitCode {
                     .expect("cannot start the tokio runtime")
             };
             let result = actix_web::rt::System::with_tokio_rt(runtime)
-                .block_on(crate::http::serve(loaded.config));
+                .block_on(crate::http::serve(loaded.config, plugins));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

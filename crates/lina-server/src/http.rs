@@ -13,15 +13,18 @@ use anyhow::Context;
 use lina_config::Config;
 use tracing::Instrument;
 
+use crate::api::plugins::register_plugin_routes;
 use crate::api::{AppState, routes};
 use crate::node::Node;
+use crate::plugin::SourcePlugin;
 
 /// Starts the node and serves HTTP until SIGTERM or SIGINT, then stops
 /// accepting, finishes in-flight requests and stops the node.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, plugins: Vec<Arc<dyn SourcePlugin>>) -> anyhow::Result<()> {
     let addr = config.server.bind_addr();
     let grace = config.shutdown.timeout;
-    let node = Arc::new(Node::start(config).await?);
+    let node = Arc::new(Node::start_with_plugins(config, plugins).await?);
+    let plugin_routes = node.plugins.clone();
     let state = web::Data::new(AppState::new(node.clone())?);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get().min(4))
@@ -31,6 +34,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .app_data(state.clone())
             .wrap(from_fn(observe))
             .configure(routes)
+            .configure(|cfg| register_plugin_routes(cfg, &plugin_routes))
     })
     .workers(workers)
     .disable_signals()

@@ -34,4 +34,5 @@ pub mod http;
 mod logging;
 pub mod node;
 pub mod password;
+pub mod plugin;
 pub mod seed;

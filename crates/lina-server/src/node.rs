@@ -12,6 +12,9 @@ use lina_coord_local::LocalCoordinator;
 use lina_coord_redis::{RedisCoordinator, RedisSettings};
 use lina_scheduler::{HandlerRegistry, Scheduler, SchedulerSettings};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::plugin::{PluginSetup, Plugins, SourcePlugin};
 
 /// One running node: configuration, identity, coordinator, database,
 /// caches and scheduler.
@@ -28,8 +31,12 @@ pub struct Node {
     pub caches: CacheRegistry,
     /// This node's scheduler.
     pub scheduler: Scheduler,
+    /// This node's plugin registry and lifecycle.
+    pub plugins: Plugins,
     /// When the node started (monotonic).
     pub started: Instant,
+    /// Stops the node's background watchers.
+    stop: CancellationToken,
 }
 
 /// Name of the cluster lock held while migrations and seeding run.
@@ -65,8 +72,19 @@ async fn migrate(coordinator: &dyn Coordinator, db: &DatabaseConnection) -> anyh
 }
 
 impl Node {
-    /// Opens the database and starts the coordinator.
+    /// Starts a node with the source plugins of this build
+    /// ([`crate::plugin::builtin`]).
     pub async fn start(config: Config) -> anyhow::Result<Node> {
+        Node::start_with_plugins(config, crate::plugin::builtin()).await
+    }
+
+    /// Opens the database, starts the coordinator, migrates, starts the
+    /// caches and the scheduler, then discovers plugins (`plugin.autoEnable`
+    /// included) and starts the plugin watcher.
+    pub async fn start_with_plugins(
+        config: Config,
+        sources: Vec<Arc<dyn SourcePlugin>>,
+    ) -> anyhow::Result<Node> {
         let started = Instant::now();
         let node_id = NodeId::new(node_id(&config)).context("invalid node id")?;
         let address = advertised_address(&config);
@@ -87,11 +105,12 @@ impl Node {
         );
         let default_timezone = lina_scheduler::parse_timezone(&config.scheduler.default_timezone)
             .map_err(|e| anyhow!("scheduler.defaultTimezone: {e}"))?;
+        let handlers = Arc::new(HandlerRegistry::default());
         let scheduler = Scheduler::start(
             coordinator.clone(),
             db.clone(),
             &caches,
-            Arc::new(HandlerRegistry::default()),
+            handlers.clone(),
             SchedulerSettings {
                 default_timezone,
                 misfire_threshold: config.scheduler.misfire_threshold,
@@ -103,6 +122,33 @@ impl Node {
         )
         .await
         .context("the scheduler did not start")?;
+        let plugins = Plugins::new(
+            PluginSetup {
+                db: db.clone(),
+                coordinator: coordinator.clone(),
+                caches: &caches,
+                handlers,
+                jobs: scheduler.store().clone(),
+                storage: config.plugin.dynamic.storage_path.clone().into(),
+                locales: config
+                    .i18n
+                    .locales
+                    .iter()
+                    .map(|l| l.locale.clone())
+                    .collect(),
+            },
+            sources,
+        )?;
+        plugins.sync().await.context("plugin discovery failed")?;
+        let auto: Vec<String> = config
+            .plugin
+            .auto_enable
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
+        plugins.auto_enable(&auto).await;
+        let stop = CancellationToken::new();
+        plugins.watch(config.cache.revision_poll, stop.clone());
         tracing::info!(
             node = %node_id,
             backend = %coordinator.backend(),
@@ -116,7 +162,9 @@ impl Node {
             db,
             caches,
             scheduler,
+            plugins,
             started,
+            stop,
         })
     }
 
@@ -124,6 +172,7 @@ impl Node {
     /// then releases leadership, leaves the membership and closes the
     /// database.
     pub async fn stop(&self) {
+        self.stop.cancel();
         let report = self.scheduler.shutdown().await;
         tracing::info!(
             finished = report.finished,

@@ -195,7 +195,7 @@ async fn connect(url: &str) -> Result<DatabaseConnection> {
         .with_context(|| format!("connect to {url}"))
 }
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "sys_job_group",
     "sys_job",
     "sys_job_log",
@@ -207,9 +207,11 @@ const TABLES: [&str; 11] = [
     "sys_user_role",
     "sys_role_menu",
     "sys_i18n_override",
+    "sys_plugin",
+    "sys_plugin_file",
 ];
 
-/// The tables of `m20261204_000003_system`, the newest migration.
+/// The tables of `m20261204_000003_system`.
 const SYSTEM_TABLES: [&str; 6] = [
     "sys_user",
     "sys_role",
@@ -302,10 +304,11 @@ mod cases {
                     "m20261204_000001_scheduler",
                     "m20261204_000002_online_session",
                     "m20261204_000003_system",
+                    "m20261204_000004_plugins",
                 ],
             "applied {applied:?}"
         );
-        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 3);
+        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 4);
         // The server seeds users, roles and menus itself (argon2 hash).
         for table in SYSTEM_TABLES {
             let n = h.int(&format!("SELECT COUNT(*) FROM {table}")).await?;
@@ -1018,6 +1021,13 @@ mod cases {
 
         // One step back drops only the newest migration's tables.
         Migrator::down(&h.db, Some(1)).await?;
+        ensure!(!h.has_table("sys_plugin").await?);
+        ensure!(!h.has_table("sys_plugin_file").await?);
+        ensure!(h.has_table("sys_user").await?);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 1);
+
+        // The next step drops the system tables.
+        Migrator::down(&h.db, Some(1)).await?;
         for table in SYSTEM_TABLES {
             ensure!(
                 !h.has_table(table).await?,
@@ -1026,13 +1036,13 @@ mod cases {
         }
         ensure!(h.has_table("sys_online_session").await?);
         ensure!(h.has_table("sys_job").await?);
-        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 1);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 2);
 
         // A second step drops the online sessions.
         Migrator::down(&h.db, Some(1)).await?;
         ensure!(!h.has_table("sys_online_session").await?);
         ensure!(h.has_table("sys_job").await?);
-        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 2);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 3);
 
         Migrator::down(&h.db, None).await?;
         for table in TABLES {
@@ -1042,7 +1052,7 @@ mod cases {
             );
         }
         ensure!(Migrator::get_applied_migrations(&h.db).await?.is_empty());
-        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 3);
+        ensure!(Migrator::get_pending_migrations(&h.db).await?.len() == 4);
 
         lina_migration::migrate(&h.db).await?;
         lina_migration::migrate(&h.db).await?;
@@ -1080,7 +1090,7 @@ mod cases {
             result.map_err(|e| anyhow::anyhow!("node {node}: migrate failed: {e}"))?;
         }
         ensure!(Migrator::get_pending_migrations(&h.db).await?.is_empty());
-        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 3);
+        ensure!(h.int("SELECT COUNT(*) FROM seaql_migrations").await? == 4);
         ensure!(h.int("SELECT COUNT(*) FROM sys_job_group").await? == 1);
         for table in SYSTEM_TABLES {
             ensure!(h.has_table(table).await?, "{table} missing");

@@ -9,6 +9,7 @@ pub mod menu_admin;
 pub mod metrics;
 pub mod online;
 pub mod permission;
+pub mod plugins;
 pub mod request;
 pub mod role_admin;
 pub mod system;
@@ -81,6 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(role_admin::register)
                 .configure(menu_admin::register)
                 .configure(online::register)
+                .configure(plugins::register)
                 .default_service(web::to(not_found)),
         );
 }

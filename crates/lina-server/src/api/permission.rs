@@ -128,7 +128,9 @@ async fn load(db: &DatabaseConnection) -> Result<Topology, DbErr> {
         .map(|r| (r.id, r))
         .collect();
     let mut menus = menu::Entity::find().all(db).await?;
-    menus.retain(|m| m.status == 1);
+    // Menus of plugins that are not installed and enabled are not there.
+    let plugins = crate::plugin::enabled_ids(db).await?;
+    menus.retain(|m| m.status == 1 && m.plugin_id.as_ref().is_none_or(|p| plugins.contains(p)));
     menus.sort_by_key(|m| (m.parent_id, m.sort, m.id));
     let menu_perms: HashMap<i64, &str> = menus.iter().map(|m| (m.id, m.perms.as_str())).collect();
     let mut role_menus: HashMap<i64, Vec<i64>> = HashMap::new();

@@ -240,3 +240,21 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_parameter(format!("invalid JSON body: {e}")))
 }
+
+/// For routes that take no parameters in the body: an empty body or any
+/// JSON object is accepted (and ignored); anything else is a client mistake.
+pub(crate) fn no_body(body: &[u8]) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(_)) => Ok(()),
+        Ok(other) => Err(ApiError::invalid_parameter(format!(
+            "this route takes no parameters; the body must be empty or a JSON object, got {}",
+            kind(&other)
+        ))),
+        Err(e) => Err(ApiError::invalid_parameter(format!(
+            "invalid JSON body: {e}"
+        ))),
+    }
+}

@@ -2,6 +2,8 @@
 #![allow(missing_docs)]
 
 pub mod menu;
+pub mod plugin;
+pub mod plugin_file;
 pub mod role;
 pub mod role_menu;
 pub mod user;

@@ -125,6 +125,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the three nodes together and waits for each one's `/health`.
     pub async fn start() -> Cluster {
+        Cluster::start_with(&[]).await
+    }
+
+    /// [`Cluster::start`] with `extra` environment for every node.
+    pub async fn start_with(extra: &[(&str, String)]) -> Cluster {
         let redis = lina_testkit::RedisServer::start().await.unwrap();
         let db = lina_testkit::fresh_database().await.unwrap();
         let env = |id: &str| {
@@ -139,6 +144,9 @@ impl Cluster {
                 ("LINA_DATABASE__DEFAULT__LINK", db.url().to_string()),
                 ("LINA_NODE_ID", id.to_string()),
             ]
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>()
         };
         let (env_a, env_b, env_c) = (env("node-a"), env("node-b"), env("node-c"));
         let (a, b, c) = tokio::join!(

@@ -24,3 +24,4 @@ mod admin;
 mod api;
 mod harness;
 mod menus_online;
+mod plugins;
