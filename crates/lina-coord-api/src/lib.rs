@@ -57,7 +57,7 @@ pub use event::{Event, EventItem, Events, Subscription};
 pub use key::{KvKey, Owner, Scope, check_lock_name, check_revision_key};
 pub use kv::{KeyTtl, Kv};
 pub use lock::{
-    LockAttempt, LockBackend, LockGuard, LockOptions, LockService, Locks, ReleaseSignals,
+    LockAttempt, LockBackend, LockGuard, LockOptions, LockService, LockStats, Locks, ReleaseSignals,
 };
 pub use membership::Membership;
 pub use revision::{REVISION_EVENT, RevisionKey, Revisions};

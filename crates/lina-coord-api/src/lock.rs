@@ -3,6 +3,7 @@
 //! every backend shares over its atomic [`LockBackend`] primitives.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,32 @@ pub trait Locks: Send + Sync {
     /// Takes the lock `name`, waiting as `options` say. Fails with
     /// [`Error::LockBusy`] when it is still held after the wait.
     async fn acquire(&self, name: &str, options: LockOptions) -> Result<LockGuard>;
+
+    /// Counters of this process's acquisitions, for metrics.
+    fn stats(&self) -> LockStats {
+        LockStats::default()
+    }
+}
+
+/// Counters of one process's lock acquisitions since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockStats {
+    /// Locks taken.
+    pub acquired: u64,
+    /// Acquisitions that found the lock held and waited (taken or not).
+    pub waited: u64,
+    /// Acquisitions refused because the lock stayed held.
+    pub busy: u64,
+    /// Total time spent waiting for held locks, in microseconds.
+    pub wait_micros: u64,
+}
+
+#[derive(Debug, Default)]
+struct LockCounters {
+    acquired: AtomicU64,
+    waited: AtomicU64,
+    busy: AtomicU64,
+    wait_micros: AtomicU64,
 }
 
 /// Outcome of one acquire attempt.
@@ -149,12 +176,32 @@ impl ReleaseSignals {
 #[derive(Clone)]
 pub struct LockService {
     backend: Arc<dyn LockBackend>,
+    counters: Arc<LockCounters>,
 }
 
 impl LockService {
     /// Wraps a backend.
     pub fn new(backend: Arc<dyn LockBackend>) -> Self {
-        LockService { backend }
+        LockService {
+            backend,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Counts the end of one acquisition that started at `started` and
+    /// waited from `waited_since` (if it ever found the lock held).
+    fn count(&self, acquired: bool, waited_since: Option<Instant>) {
+        let c = &self.counters;
+        if acquired {
+            c.acquired.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(since) = waited_since {
+            c.waited.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            c.wait_micros.fetch_add(micros, Ordering::Relaxed);
+        }
     }
 }
 
@@ -162,6 +209,16 @@ const MIN_TTL: Duration = Duration::from_millis(10);
 
 #[async_trait]
 impl Locks for LockService {
+    fn stats(&self) -> LockStats {
+        let c = &self.counters;
+        LockStats {
+            acquired: c.acquired.load(Ordering::Relaxed),
+            waited: c.waited.load(Ordering::Relaxed),
+            busy: c.busy.load(Ordering::Relaxed),
+            wait_micros: c.wait_micros.load(Ordering::Relaxed),
+        }
+    }
+
     async fn acquire(&self, name: &str, options: LockOptions) -> Result<LockGuard> {
         check_lock_name(name)?;
         if options.ttl < MIN_TTL {
@@ -172,6 +229,7 @@ impl Locks for LockService {
         }
         let token = OwnerToken::random();
         let wait_until = options.wait.map(|w| Instant::now() + w);
+        let mut waited_since: Option<Instant> = None;
         loop {
             let mut releases = self.backend.release_signal(name);
             let sent = Instant::now();
@@ -183,6 +241,7 @@ impl Locks for LockService {
             let now = Instant::now();
             let retry_at = match attempt {
                 Ok(LockAttempt::Acquired { fencing_token }) => {
+                    self.count(true, waited_since);
                     return Ok(LockGuard::start(
                         self.backend.clone(),
                         name,
@@ -194,9 +253,11 @@ impl Locks for LockService {
                 }
                 Ok(LockAttempt::Busy { remaining }) => match wait_until {
                     Some(until) if now < until => {
+                        waited_since.get_or_insert(sent);
                         now + remaining.unwrap_or(options.ttl) + Duration::from_millis(1)
                     }
                     _ => {
+                        self.count(false, waited_since);
                         return Err(Error::LockBusy {
                             name: name.to_string(),
                         });
@@ -334,7 +395,6 @@ impl LockGuard {
 
     /// A token cancelled when the lock is lost, to hand to protected work.
     pub fn lost_token(&self) -> CancellationToken {
-        use std::sync::atomic::Ordering;
         if !self.state.timer.swap(true, Ordering::AcqRel) {
             let state = self.state.clone();
             tokio::spawn(async move {

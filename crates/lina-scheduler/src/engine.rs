@@ -81,6 +81,8 @@ struct Inner {
     node_id: NodeId,
     running_per_job: DashMap<i64, usize>,
     paused: DashMap<i64, String>,
+    /// Runs and skips recorded by this node, by final status.
+    outcomes: DashMap<&'static str, u64>,
     /// Stops firing (first step of shutdown).
     stop: CancellationToken,
     /// Cancels running handlers (after the grace period).
@@ -153,6 +155,7 @@ impl Scheduler {
             node_id,
             running_per_job: DashMap::new(),
             paused: DashMap::new(),
+            outcomes: DashMap::new(),
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
             runs: TaskTracker::new(),
@@ -197,6 +200,19 @@ impl Scheduler {
             None,
         )
         .await
+    }
+
+    /// Runs and skips this node recorded since it started, by final status
+    /// (`success`, `failed`, `timeout`, `cancelled`, `skipped_*`), sorted.
+    pub fn run_counts(&self) -> Vec<(&'static str, u64)> {
+        let mut counts: Vec<(&'static str, u64)> = self
+            .inner
+            .outcomes
+            .iter()
+            .map(|e| (*e.key(), *e.value()))
+            .collect();
+        counts.sort_unstable();
+        counts
     }
 
     /// Jobs paused on this node, with the reason.
@@ -514,6 +530,7 @@ async fn skip(
     term: Option<u64>,
     why: String,
 ) -> Result<i64> {
+    *inner.outcomes.entry(status.as_str()).or_default() += 1;
     inner
         .store
         .insert_log(NewLog {
@@ -663,6 +680,7 @@ async fn start_run(
                 }
             }
         };
+        *inner.outcomes.entry(status.as_str()).or_default() += 1;
         if let Err(error) = inner
             .store
             .finish_log(log_id, status, start_at, &err, result.as_ref().filter(|v| !v.is_null()))

@@ -57,3 +57,41 @@ async fn dropped_guard_releases_in_background() {
         .expect("the dropped guard released the lock");
     again.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn lock_stats_count_acquisitions_waits_and_refusals() {
+    let c = std::sync::Arc::new(single().await);
+    let held = c
+        .locks()
+        .acquire("stats", LockOptions::ttl(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let refused = c
+        .locks()
+        .acquire("stats", LockOptions::ttl(Duration::from_secs(30)))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(lina_coord_api::Error::LockBusy { .. })
+    ));
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.locks()
+                .acquire(
+                    "stats",
+                    LockOptions::ttl(Duration::from_secs(30)).wait(Duration::from_secs(5)),
+                )
+                .await
+        })
+    };
+    // Hold the lock a while, so the waiter measurably waits.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    held.release().await.unwrap();
+    waiter.await.unwrap().unwrap().release().await.unwrap();
+    let stats = c.locks().stats();
+    assert_eq!(stats.acquired, 2, "{stats:?}");
+    assert_eq!(stats.busy, 1, "{stats:?}");
+    assert_eq!(stats.waited, 1, "{stats:?}");
+    assert!(stats.wait_micros >= 50_000, "{stats:?}");
+}

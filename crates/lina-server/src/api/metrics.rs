@@ -189,6 +189,45 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "lina_jobs_paused{{node=\"{node}\"}} {}",
         state.node.scheduler.paused().len()
     );
+    let _ = writeln!(
+        out,
+        "# HELP lina_job_runs_total Job runs and skips this node recorded, by final status.\n# TYPE lina_job_runs_total counter"
+    );
+    for (status, count) in state.node.scheduler.run_counts() {
+        let _ = writeln!(
+            out,
+            "lina_job_runs_total{{node=\"{node}\",status=\"{status}\"}} {count}"
+        );
+    }
+    let locks = state.node.coordinator.locks().stats();
+    let _ = writeln!(
+        out,
+        "# HELP lina_lock_acquisitions_total Cluster lock acquisitions by this node: acquired, or refused as busy.\n# TYPE lina_lock_acquisitions_total counter"
+    );
+    for (result, count) in [("acquired", locks.acquired), ("busy", locks.busy)] {
+        let _ = writeln!(
+            out,
+            "lina_lock_acquisitions_total{{node=\"{node}\",result=\"{result}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP lina_lock_waits_total Acquisitions that found the lock held and waited.\n# TYPE lina_lock_waits_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "lina_lock_waits_total{{node=\"{node}\"}} {}",
+        locks.waited
+    );
+    let _ = writeln!(
+        out,
+        "# HELP lina_lock_wait_seconds_total Time spent waiting for held locks.\n# TYPE lina_lock_wait_seconds_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "lina_lock_wait_seconds_total{{node=\"{node}\"}} {}",
+        locks.wait_micros as f64 / 1e6
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

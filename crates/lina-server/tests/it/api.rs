@@ -251,6 +251,10 @@ async fn metrics_openapi_and_request_ids() {
         "lina_leader_term{",
         "domain=\"permission\",kind=\"hit\"",
         "lina_jobs_running{",
+        "result=\"acquired\"",
+        "lina_lock_waits_total{",
+        "lina_lock_wait_seconds_total{",
+        "# TYPE lina_job_runs_total counter",
     ] {
         assert!(
             text.contains(needle),
