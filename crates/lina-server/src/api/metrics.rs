@@ -189,6 +189,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "lina_jobs_paused{{node=\"{node}\"}} {}",
         state.node.scheduler.paused().len()
     );
+    state.i18n.write_metrics(&mut out, &node);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

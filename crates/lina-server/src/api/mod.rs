@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod i18n;
 pub mod menu_admin;
 pub mod metrics;
 pub mod online;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub permissions: permission::Permissions,
     /// Request counters for `/metrics`.
     pub metrics: metrics::HttpMetrics,
+    /// Runtime message bundles per locale.
+    pub i18n: i18n::I18n,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             auth: auth::Auth::new(&node)?,
             permissions: permission::Permissions::new(&node.caches, node.db.clone())?,
             metrics: metrics::HttpMetrics::default(),
+            i18n: i18n::I18n::new(&node, Vec::new())?,
             node,
         })
     }
@@ -71,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api.json", web::get().to(docs::api_json))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(i18n::content_language))
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/refresh", web::post().to(auth::refresh))
                 .route("/auth/logout", web::post().to(auth::logout))
@@ -81,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(role_admin::register)
                 .configure(menu_admin::register)
                 .configure(online::register)
+                .configure(i18n::register)
                 .default_service(web::to(not_found)),
         );
 }
