@@ -10,6 +10,7 @@ pub mod menu_admin;
 pub mod metrics;
 pub mod online;
 pub mod permission;
+pub mod public_config;
 pub mod request;
 pub mod role_admin;
 pub mod system;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: metrics::HttpMetrics,
     /// Runtime message bundles per locale.
     pub i18n: i18n::I18n,
+    /// The public frontend settings.
+    pub public_config: public_config::PublicConfig,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             permissions: permission::Permissions::new(&node.caches, node.db.clone())?,
             metrics: metrics::HttpMetrics::default(),
             i18n: i18n::I18n::new(&node, Vec::new())?,
+            public_config: public_config::PublicConfig::new(&node.config)?,
             node,
         })
     }
@@ -87,6 +91,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(menu_admin::register)
                 .configure(online::register)
                 .configure(i18n::register)
+                .configure(public_config::register)
                 .default_service(web::to(not_found)),
         );
 }
