@@ -130,12 +130,6 @@ impl Node {
                 handlers,
                 jobs: scheduler.store().clone(),
                 storage: config.plugin.dynamic.storage_path.clone().into(),
-                locales: config
-                    .i18n
-                    .locales
-                    .iter()
-                    .map(|l| l.locale.clone())
-                    .collect(),
             },
             sources,
         )?;

@@ -79,6 +79,8 @@ pub fn all_routes() -> Vec<RouteDoc> {
         super::menu_admin::ROUTES,
         super::online::ROUTES,
         super::plugins::ROUTES,
+        super::i18n::ROUTES,
+        super::public_config::ROUTES,
     ]
     .concat()
 }

@@ -228,6 +228,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "lina_lock_wait_seconds_total{{node=\"{node}\"}} {}",
         locks.wait_micros as f64 / 1e6
     );
+    state.i18n.write_metrics(&mut out, &node);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

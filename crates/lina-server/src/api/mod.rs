@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod i18n;
 pub mod menu_admin;
 pub mod metrics;
 pub mod online;
 pub mod permission;
 pub mod plugins;
+pub mod public_config;
 pub mod request;
 pub mod role_admin;
 pub mod system;
@@ -45,6 +47,10 @@ pub struct AppState {
     pub permissions: permission::Permissions,
     /// Request counters for `/metrics`.
     pub metrics: metrics::HttpMetrics,
+    /// Runtime message bundles per locale.
+    pub i18n: i18n::I18n,
+    /// The public frontend settings.
+    pub public_config: public_config::PublicConfig,
 }
 
 impl AppState {
@@ -54,6 +60,8 @@ impl AppState {
             auth: auth::Auth::new(&node)?,
             permissions: permission::Permissions::new(&node.caches, node.db.clone())?,
             metrics: metrics::HttpMetrics::default(),
+            i18n: i18n::I18n::new(&node, vec![Arc::new(node.plugins.clone())])?,
+            public_config: public_config::PublicConfig::new(&node.config)?,
             node,
         })
     }
@@ -72,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api.json", web::get().to(docs::api_json))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(i18n::content_language))
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/refresh", web::post().to(auth::refresh))
                 .route("/auth/logout", web::post().to(auth::logout))
@@ -83,6 +92,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(menu_admin::register)
                 .configure(online::register)
                 .configure(plugins::register)
+                .configure(i18n::register)
+                .configure(public_config::register)
                 .default_service(web::to(not_found)),
         );
 }

@@ -68,8 +68,6 @@ pub const WASM_DOMAIN: &str = "plugin-wasm";
 const INDEX_SCOPE: &str = "*";
 /// The permission topology's domain and scope (menus change with plugins).
 const PERMISSION_DOMAIN: &str = "permission";
-/// Domain of the runtime message bundles (scope: locale).
-const I18N_DOMAIN: &str = "i18n";
 /// How long a lifecycle lock is held at most without renewal.
 const LIFECYCLE_LOCK_TTL: Duration = Duration::from_secs(30);
 
@@ -372,7 +370,6 @@ struct Inner {
     coordinator: Arc<dyn Coordinator>,
     storage: PathBuf,
     sources: BTreeMap<String, (Arc<dyn SourcePlugin>, PluginContext)>,
-    locales: Vec<String>,
     runtime: RevisionedCache<Option<Arc<PluginState>>>,
     index: RevisionedCache<Arc<Vec<String>>>,
     frontend: RevisionedCache<Files>,
@@ -412,8 +409,6 @@ pub struct PluginSetup<'a> {
     pub jobs: JobStore,
     /// `plugin.dynamic.storagePath`.
     pub storage: PathBuf,
-    /// Locales whose bundles plugin messages go into.
-    pub locales: Vec<String>,
 }
 
 impl Plugins {
@@ -451,7 +446,6 @@ impl Plugins {
                 coordinator: setup.coordinator,
                 storage: setup.storage,
                 sources: by_id,
-                locales: setup.locales,
                 handlers: setup.handlers,
                 jobs: setup.jobs,
                 registered: Mutex::new(HashSet::new()),
@@ -465,17 +459,6 @@ impl Plugins {
             .sources
             .iter()
             .map(|(id, (p, ctx))| (id.as_str(), p, ctx))
-    }
-
-    /// Messages every enabled source plugin adds to `locale`.
-    pub async fn messages(&self, locale: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (id, (source, _)) in &self.inner.sources {
-            if self.is_enabled(id).await {
-                out.extend(source.messages(locale));
-            }
-        }
-        out
     }
 
     /// Discovers source plugins and dynamic packages, records them, and
@@ -977,24 +960,19 @@ impl Plugins {
     }
 
     /// Announces a change of plugin `id`: its runtime scope, the list when
-    /// plugins came or went, the permission topology (menus) and the
-    /// locales its messages are in.
+    /// plugins came or went, and the permission topology (menus). Messages
+    /// need nothing: a source plugin's are part of the build (see the
+    /// [`MessageSource`](crate::api::i18n::MessageSource) impl).
     async fn changed(&self, id: &str, index: bool) -> Result<(), PluginError> {
         self.inner.runtime.bump(id).await?;
         if index {
             self.inner.index.bump(INDEX_SCOPE).await?;
         }
-        let revisions = self.inner.coordinator.revisions();
-        revisions
+        self.inner
+            .coordinator
+            .revisions()
             .bump(PERMISSION_DOMAIN, crate::api::permission::TENANT)
             .await?;
-        if let Some((source, _)) = self.inner.sources.get(id) {
-            for locale in &self.inner.locales {
-                if !source.messages(locale).is_empty() {
-                    revisions.bump(I18N_DOMAIN, locale).await?;
-                }
-            }
-        }
         Ok(())
     }
 
@@ -1137,6 +1115,20 @@ impl Plugins {
             .await?
             .filter(|s| s.installed && s.enabled)
             .and_then(|s| s.effective_version.clone()))
+    }
+}
+
+/// Every source plugin's messages, whatever its state: they are part of
+/// the build, so bundles never depend on a plugin's enabled flag (a
+/// disabled plugin's keys are simply unused) and plugin changes never need
+/// a bundle reload.
+impl crate::api::i18n::MessageSource for Plugins {
+    fn messages(&self, locale: &str) -> Vec<(String, String)> {
+        self.inner
+            .sources
+            .values()
+            .flat_map(|(source, _)| source.messages(locale))
+            .collect()
     }
 }
 

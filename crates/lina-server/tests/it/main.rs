@@ -23,5 +23,6 @@ pub fn server(dir: &Path) -> Command {
 mod admin;
 mod api;
 mod harness;
+mod i18n;
 mod menus_online;
 mod plugins;

@@ -95,6 +95,21 @@ async fn demo_plugin_lifecycle_on_a_single_node() {
     let (status, _) = plugin_call(&s, Method::GET, "/x/demo/api/v1/greeting", &admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Its messages are part of the runtime bundles.
+    let (status, body) = s
+        .call(
+            Method::GET,
+            "/api/v1/i18n/runtime/messages?lang=zh-CN",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["messages"]["menu"]["demo"]["title"], "演示",
+        "{body}"
+    );
+
     // Install: menus, routes and the job appear.
     let (status, body) =
         plugin_call(&s, Method::POST, "/api/v1/plugins/demo/install", &admin).await;
