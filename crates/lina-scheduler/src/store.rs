@@ -176,10 +176,16 @@ impl JobStore {
             ));
         }
         let group_id = match spec.group_id {
-            Some(id) => {
-                self.group(id).await?;
-                id
-            }
+            Some(id) => match self.group(id).await {
+                Ok(_) => id,
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::invalid(
+                        "groupId",
+                        format!("job group {id} does not exist"),
+                    ));
+                }
+                Err(error) => return Err(error),
+            },
             None => self.default_group().await?.id,
         };
         let duplicate = job::Entity::find()

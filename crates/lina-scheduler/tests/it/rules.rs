@@ -285,6 +285,13 @@ async fn invalid_jobs_are_refused_with_the_field() {
             },
             "name",
         ),
+        (
+            JobSpec {
+                group_id: Some(9999),
+                ..base.clone()
+            },
+            "groupId",
+        ),
     ];
     for (spec, field) in cases {
         match store.create_job(&spec).await {
