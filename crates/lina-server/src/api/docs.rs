@@ -78,6 +78,7 @@ pub fn all_routes() -> Vec<RouteDoc> {
         super::role_admin::ROUTES,
         super::menu_admin::ROUTES,
         super::online::ROUTES,
+        super::jobs::ROUTES,
     ]
     .concat()
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod jobs;
 pub mod menu_admin;
 pub mod metrics;
 pub mod online;
@@ -81,6 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(role_admin::register)
                 .configure(menu_admin::register)
                 .configure(online::register)
+                .configure(jobs::register)
                 .default_service(web::to(not_found)),
         );
 }

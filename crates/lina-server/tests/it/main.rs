@@ -23,4 +23,5 @@ pub fn server(dir: &Path) -> Command {
 mod admin;
 mod api;
 mod harness;
+mod jobs;
 mod menus_online;
