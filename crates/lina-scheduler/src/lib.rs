@@ -65,8 +65,8 @@ pub use engine::{PausedJob, Scheduler, SchedulerSettings, ShutdownReport};
 pub use error::{Error, Result};
 pub use handler::{HandlerInfo, HandlerRegistry, JobContext, JobError, JobHandler, Typed, typed};
 pub use model::{
-    Concurrency, GroupSpec, Job, JobGroup, JobLog, JobScope, JobSpec, JobStatus, LogFilter,
-    MisfirePolicy, Page, PageResult, RunStatus, Trigger,
+    Concurrency, GroupSpec, Job, JobFilter, JobGroup, JobLog, JobScope, JobSpec, JobStatus,
+    LogFilter, MisfirePolicy, Page, PageResult, RunStatus, Trigger,
 };
 pub use schedule::{Schedule, parse_timezone};
 pub use store::{JOBS_DOMAIN, JOBS_SCOPE, JobStore, JobsCache};

@@ -336,6 +336,19 @@ impl TryFrom<entity::job_log::Model> for JobLog {
     }
 }
 
+/// Filters of a job query (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// One group.
+    pub group_id: Option<i64>,
+    /// One status.
+    pub status: Option<JobStatus>,
+    /// Name contains this (case-insensitive; `%` and `_` taken literally).
+    pub name: Option<String>,
+    /// One handler (exact name).
+    pub handler_ref: Option<String>,
+}
+
 /// Filters of a log query (all optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {

@@ -242,6 +242,52 @@ mod tests {
     }
 
     #[test]
+    fn preview_lists_the_next_fires_in_the_zone() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let schedule = Schedule::parse("0 9 * * 1").unwrap();
+        let fires = schedule.preview(utc("2026-03-17T00:00:00Z"), berlin, 3);
+        assert_eq!(
+            fires,
+            vec![
+                utc("2026-03-23T08:00:00Z"),
+                utc("2026-03-30T07:00:00Z"),
+                utc("2026-04-06T07:00:00Z"),
+            ]
+        );
+        for at in &fires {
+            let local = at.with_timezone(&berlin);
+            assert_eq!(
+                (local.weekday(), local.hour(), local.minute()),
+                (Weekday::Mon, 9, 0)
+            );
+        }
+        let every = Schedule::parse("@every 90s").unwrap();
+        assert_eq!(
+            every.preview(utc("2026-12-01T12:00:00Z"), Tz::UTC, 2),
+            vec![utc("2026-12-01T12:01:30Z"), utc("2026-12-01T12:03:00Z")]
+        );
+        assert!(
+            schedule
+                .preview(utc("2026-03-17T00:00:00Z"), berlin, 0)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_expression_that_never_fires_previews_nothing_promptly() {
+        let started = std::time::Instant::now();
+        let fires = Schedule::parse("0 0 30 2 *")
+            .map(|s| s.preview(utc("2026-01-01T00:00:00Z"), Tz::UTC, 5))
+            .unwrap_or_default();
+        assert!(fires.is_empty(), "February 30th fired: {fires:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
     fn timezones_are_checked() {
         assert!(parse_timezone("Europe/Berlin").is_ok());
         assert!(parse_timezone("Mars/Olympus").is_err());

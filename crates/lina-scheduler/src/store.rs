@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use lina_cache::RevisionedCache;
 use lina_coord_api::unix_millis;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
@@ -19,8 +19,8 @@ use crate::entity::{job, job_group, job_log};
 use crate::error::{Error, Result};
 use crate::handler::HandlerRegistry;
 use crate::model::{
-    Concurrency, GroupSpec, Job, JobGroup, JobLog, JobScope, JobSpec, JobStatus, LogFilter,
-    MisfirePolicy, Page, PageResult, RunStatus, Trigger,
+    Concurrency, GroupSpec, Job, JobFilter, JobGroup, JobLog, JobScope, JobSpec, JobStatus,
+    LogFilter, MisfirePolicy, Page, PageResult, RunStatus, Trigger,
 };
 use crate::schedule::{Schedule, parse_timezone};
 
@@ -176,10 +176,16 @@ impl JobStore {
             ));
         }
         let group_id = match spec.group_id {
-            Some(id) => {
-                self.group(id).await?;
-                id
-            }
+            Some(id) => match self.group(id).await {
+                Ok(_) => id,
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::invalid(
+                        "groupId",
+                        format!("job group {id} does not exist"),
+                    ));
+                }
+                Err(error) => return Err(error),
+            },
             None => self.default_group().await?.id,
         };
         let duplicate = job::Entity::find()
@@ -359,15 +365,39 @@ impl JobStore {
         name: Option<&str>,
         page: Page,
     ) -> Result<PageResult<Job>> {
+        let filter = JobFilter {
+            group_id,
+            status,
+            name: name.map(str::to_string),
+            handler_ref: None,
+        };
+        self.find_jobs(&filter, page).await
+    }
+
+    /// Jobs matching `filter`, by id.
+    pub async fn find_jobs(&self, filter: &JobFilter, page: Page) -> Result<PageResult<Job>> {
+        // Here only: its blanket `max` would shadow `Ord::max` elsewhere.
+        use sea_orm::sea_query::ExprTrait;
         let mut query = job::Entity::find().order_by_asc(job::Column::Id);
-        if let Some(group_id) = group_id {
+        if let Some(group_id) = filter.group_id {
             query = query.filter(job::Column::GroupId.eq(group_id));
         }
-        if let Some(status) = status {
+        if let Some(status) = filter.status {
             query = query.filter(job::Column::Status.eq(status.as_str()));
         }
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
-            query = query.filter(job::Column::Name.contains(name));
+        if let Some(name) = filter.name.as_deref().filter(|n| !n.is_empty()) {
+            let escaped = name
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query = query.filter(
+                Expr::expr(Func::lower(job::Column::Name.into_expr()))
+                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
+        }
+        if let Some(handler) = filter.handler_ref.as_deref().filter(|h| !h.is_empty()) {
+            query = query.filter(job::Column::HandlerRef.eq(handler));
         }
         let paginator = query.paginate(&self.db, page.size);
         let total = paginator.num_items().await?;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use lina_coord_api::unix_millis;
 use lina_scheduler::{
-    Concurrency, Error, HandlerInfo, JobContext, JobError, JobScope, JobSpec, RunStatus, Trigger,
-    typed,
+    Concurrency, Error, GroupSpec, HandlerInfo, JobContext, JobError, JobFilter, JobScope, JobSpec,
+    JobStatus, Page, RunStatus, Trigger, typed,
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
@@ -285,6 +285,13 @@ async fn invalid_jobs_are_refused_with_the_field() {
             },
             "name",
         ),
+        (
+            JobSpec {
+                group_id: Some(9999),
+                ..base.clone()
+            },
+            "groupId",
+        ),
     ];
     for (spec, field) in cases {
         match store.create_job(&spec).await {
@@ -302,4 +309,89 @@ async fn invalid_jobs_are_refused_with_the_field() {
         store.delete_groups(&[default.id]).await,
         Err(Error::Conflict(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_filter_by_group_status_name_and_handler() {
+    let (db, _file) = sqlite().await;
+    let n = node(single("solo").await, &db, settings()).await;
+    let store = n.scheduler.store();
+    let group = store
+        .create_group(&GroupSpec {
+            name: "Reports".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let disabled = |spec: JobSpec| JobSpec {
+        status: Some(JobStatus::Disabled),
+        ..spec
+    };
+    let wait = store
+        .create_job(&disabled(every_second("Nightly_Wait", "host:wait")))
+        .await
+        .unwrap();
+    let cleanup = store
+        .create_job(&JobSpec {
+            group_id: Some(group),
+            ..disabled(every_second("nightly cleanup", "host:cleanup-job-logs"))
+        })
+        .await
+        .unwrap();
+    let other = store
+        .create_job(&every_second("NightlyXWait", "host:wait"))
+        .await
+        .unwrap();
+    let ids = |filter: JobFilter| async move {
+        let page = store
+            .find_jobs(&filter, Page::new(1, 100).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(page.total as usize, page.list.len());
+        page.list.iter().map(|j| j.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(JobFilter {
+            name: Some("NIGHTLY".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![wait, cleanup, other],
+        "names match case-insensitively"
+    );
+    assert_eq!(
+        ids(JobFilter {
+            name: Some("y_w".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![wait],
+        "_ is literal"
+    );
+    assert_eq!(
+        ids(JobFilter {
+            handler_ref: Some("host:wait".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![wait, other]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            group_id: Some(group),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![cleanup]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            status: Some(JobStatus::Disabled),
+            handler_ref: Some("host:wait".into()),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![wait]
+    );
+    n.scheduler.shutdown().await;
 }

@@ -81,6 +81,7 @@ pub fn all_routes() -> Vec<RouteDoc> {
         super::plugins::ROUTES,
         super::i18n::ROUTES,
         super::public_config::ROUTES,
+        super::jobs::ROUTES,
     ]
     .concat()
 }

@@ -208,7 +208,13 @@ impl From<lina_scheduler::Error> for ApiError {
             E::Invalid { .. } => ApiError::validation(error.to_string()),
             E::NotFound { .. } => ApiError::not_found(error.to_string()),
             E::Conflict(message) => ApiError::conflict(message),
-            E::Database(db) => db.into(),
+            // A concurrent duplicate got past the store's own check.
+            E::Database(db) => match db.sql_err() {
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                    ApiError::conflict("a job or job group with this name or code already exists")
+                }
+                _ => db.into(),
+            },
             E::Coordination(c) => c.into(),
             E::ShuttingDown => ApiError::unavailable("the node is shutting down"),
         }

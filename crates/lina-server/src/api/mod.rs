@@ -6,6 +6,7 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod i18n;
+pub mod jobs;
 pub mod menu_admin;
 pub mod metrics;
 pub mod online;
@@ -94,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(plugins::register)
                 .configure(i18n::register)
                 .configure(public_config::register)
+                .configure(jobs::register)
                 .default_service(web::to(not_found)),
         );
 }

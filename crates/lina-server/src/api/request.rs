@@ -51,6 +51,12 @@ impl Fields {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
+    /// A field's raw value (`None` when absent or `null`), for fields of
+    /// more than one JSON type.
+    pub(crate) fn value(&self, name: &str) -> Option<&Value> {
+        self.raw(name)
+    }
+
     /// A string field.
     pub(crate) fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.raw(name) {

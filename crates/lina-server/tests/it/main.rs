@@ -24,5 +24,6 @@ mod admin;
 mod api;
 mod harness;
 mod i18n;
+mod jobs;
 mod menus_online;
 mod plugins;

@@ -151,6 +151,17 @@ async fn demo_plugin_lifecycle_on_a_single_node() {
     assert!(!menu_names(&menus).contains(&"Demo".to_string()), "{menus}");
     let (_, info) = s.get("/api/v1/user/info", &admin).await;
     assert!(!info.to_string().contains("demo:counter:add"));
+    // Its job pauses (still enabled, never failed) and its handler is gone.
+    within(Duration::from_secs(2), "the demo job pauses", || async {
+        let (_, jobs) = s.get("/api/v1/job?name=demo", &admin).await;
+        let job = &jobs["data"]["list"][0];
+        job["status"] == "enabled" && job["pausedReason"].is_string()
+    })
+    .await;
+    let (_, handlers) = s.get("/api/v1/job/handler", &admin).await;
+    assert!(!handlers.to_string().contains("demo:tick"), "{handlers}");
+    let (_, logs) = s.get("/api/v1/job/log?status=failed", &admin).await;
+    assert_eq!(logs["data"]["total"], 0, "{logs}");
 
     // Enable again: everything is back, the counter kept its value.
     let (status, _) = plugin_call(&s, Method::PUT, "/api/v1/plugins/demo/enable", &admin).await;
@@ -160,6 +171,11 @@ async fn demo_plugin_lifecycle_on_a_single_node() {
     assert_eq!(body["data"]["value"], 4);
     let (_, menus) = s.get("/api/v1/menus/all", &admin).await;
     assert!(menu_names(&menus).contains(&"Demo".to_string()));
+    within(Duration::from_secs(2), "the demo job resumes", || async {
+        let (_, jobs) = s.get("/api/v1/job?name=demo", &admin).await;
+        jobs["data"]["list"][0]["pausedReason"].is_null()
+    })
+    .await;
 
     // Uninstall: menus deleted, routes gone, still discovered.
     let (status, body) = plugin_call(&s, Method::DELETE, "/api/v1/plugins/demo", &admin).await;
@@ -167,6 +183,8 @@ async fn demo_plugin_lifecycle_on_a_single_node() {
     assert_eq!(body["data"]["plugin"]["installed"], 0);
     let (status, _) = plugin_call(&s, Method::GET, "/x/demo/api/v1/greeting", &admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, jobs) = s.get("/api/v1/job?name=demo", &admin).await;
+    assert_eq!(jobs["data"]["total"], 0, "{jobs}");
     let (_, list) = plugin_call(&s, Method::GET, "/api/v1/plugins", &admin).await;
     assert_eq!(list["data"]["list"][0]["id"], "demo", "{list}");
     assert_eq!(list["data"]["list"][0]["installed"], 0);
