@@ -2,6 +2,7 @@
 
 mod check_config;
 mod cluster;
+mod faults;
 mod serve;
 
 use std::path::Path;
