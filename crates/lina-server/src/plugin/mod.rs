@@ -26,6 +26,63 @@
 //!   handlers are unregistered, so its jobs pause (never fail) until it is
 //!   enabled again. A per-node watcher applies handler changes on the
 //!   `plugin-runtime` event, with the revision sweep as the safety net.
+//!
+//! # Example
+//!
+//! A source plugin with one page and one route (`docs/plugins.md` walks
+//! through every part; `demo.rs` is the full worked example):
+//!
+//! ```
+//! use actix_web::{HttpResponse, web};
+//! use lina_server::api::AppState;
+//! use lina_server::api::auth::AuthUser;
+//! use lina_server::api::error::{ApiError, ok};
+//! use lina_server::plugin::{PluginContext, PluginManifest, PluginMenu, SourcePlugin};
+//!
+//! pub struct Notes;
+//!
+//! impl SourcePlugin for Notes {
+//!     fn manifest(&self) -> PluginManifest {
+//!         PluginManifest {
+//!             id: "notes".into(),
+//!             name: "Notes".into(),
+//!             version: "1.0.0".into(),
+//!             description: "Team notes".into(),
+//!             menus: vec![PluginMenu {
+//!                 name: "Notes".into(),
+//!                 path: "/notes".into(),
+//!                 component: "notes/index".into(),
+//!                 perms: "notes:note:query".into(),
+//!                 menu_type: "M".into(),
+//!                 icon: "lucide:notebook".into(),
+//!                 sort: 50,
+//!                 i18n_key: "menu.notes".into(),
+//!                 children: vec![],
+//!             }],
+//!         }
+//!     }
+//!
+//!     fn routes(&self, cfg: &mut web::ServiceConfig) {
+//!         cfg.route("/count", web::get().to(count));
+//!     }
+//! }
+//!
+//! async fn count(
+//!     state: web::Data<AppState>,
+//!     ctx: web::Data<PluginContext>,
+//!     user: AuthUser,
+//! ) -> Result<HttpResponse, ApiError> {
+//!     state.permissions.require(user.user_id, "notes:note:query").await?;
+//!     let n: Option<i64> = ctx.kv.get("stats", "count").await.map_err(ApiError::internal)?;
+//!     ok(serde_json::json!({ "count": n.unwrap_or(0) }))
+//! }
+//!
+//! assert!(Notes.manifest().validate().is_ok());
+//! // A binary adds it to the build's plugins:
+//! let mut plugins = lina_server::plugin::builtin();
+//! plugins.push(std::sync::Arc::new(Notes));
+//! # let _ = plugins;
+//! ```
 
 pub mod demo;
 pub mod package;
