@@ -79,6 +79,28 @@ where
     }
 }
 
+/// Loads of the `plugin-runtime` domain on `node`, from `/metrics`.
+async fn runtime_loads(node: &Server) -> i64 {
+    let text = node
+        .http
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| {
+            l.starts_with("lina_cache_events_total{")
+                && l.contains("domain=\"plugin-runtime\"")
+                && l.contains("kind=\"load\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no plugin-runtime loads in /metrics:\n{text}"))
+}
+
 #[tokio::test]
 async fn demo_plugin_lifecycle_on_a_single_node() {
     let s = Server::start(&[]).await;
@@ -333,6 +355,25 @@ async fn plugin_changes_reach_every_node_and_upgrades_run_once() {
         .await;
     }
 
+    // A second plugin, installed and loaded on A: the disable below must
+    // not reload it.
+    let (status, body) =
+        plugin_call(a, Method::POST, "/api/v1/plugins/reports/install", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    within(
+        Duration::from_millis(500),
+        "A sees reports installed",
+        || async {
+            let (_, dynamic) = a
+                .call(Method::GET, "/api/v1/plugins/dynamic", None, None)
+                .await;
+            dynamic_entry(&dynamic, "reports")["installed"] == 1
+                && dynamic_entry(&dynamic, "demo")["enabled"] == 1
+        },
+    )
+    .await;
+    let loads_before = runtime_loads(a).await;
+
     // Disable on B: A's view, menus and the plugin's routes follow.
     let (status, body) = plugin_call(b, Method::PUT, "/api/v1/plugins/demo/disable", &admin).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -351,6 +392,8 @@ async fn plugin_changes_reach_every_node_and_upgrades_run_once() {
     })
     .await;
     eprintln!("disable on B reached A in {took:?}");
+    // Only demo's entry was reloaded on A (reports' stayed in memory).
+    assert_eq!(runtime_loads(a).await - loads_before, 1);
     let (status, _) = plugin_call(c, Method::PUT, "/api/v1/plugins/demo/enable", &admin).await;
     assert_eq!(status, StatusCode::OK);
     let took = within(limit, "A sees the enable", || async {
@@ -369,9 +412,6 @@ async fn plugin_changes_reach_every_node_and_upgrades_run_once() {
     eprintln!("enable on C reached A in {took:?}");
 
     // Ten concurrent upgrades over three nodes: one executes.
-    let (status, body) =
-        plugin_call(a, Method::POST, "/api/v1/plugins/reports/install", &admin).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     write_package(storage.path(), "reports", "1.1.0");
     let (status, body) = plugin_call(b, Method::POST, "/api/v1/plugins/sync", &admin).await;
     assert_eq!(status, StatusCode::OK, "{body}");
