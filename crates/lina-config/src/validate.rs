@@ -131,7 +131,7 @@ pub(crate) fn validate(
         c.warn(
             "logger.level",
             format!(
-                "{:?} is not a known level; use all, debug, info, notice, warning, error, critical or off",
+                "{:?} is not a known level (logging at info); use all, debug, info, notice, warning, error, critical or off",
                 config.logger.level
             ),
         );

@@ -18,8 +18,9 @@ pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// YAML config file (default: `config.yaml` in the current directory, if present).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// YAML config file (default: `config.yaml` in the current directory, if
+    /// present); `LINA_CONFIG` sets it too.
+    #[arg(long, global = true, value_name = "FILE", env = "LINA_CONFIG")]
     pub config: Option<PathBuf>,
 }
 

@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `logger.level` applies to Lina's own
 /// crates; dependencies log at most at `info`. `RUST_LOG` overrides both.
 pub(crate) fn init(config: &Config) {
-    let level = config.logger.tracing_level().unwrap_or("off");
+    // An unknown level is warned about at load; log at `info` rather than not at all.
+    let level = config.logger.tracing_level().unwrap_or("info");
     let dependencies = match level {
         "trace" | "debug" => "info",
         other => other,

@@ -93,3 +93,27 @@ fn missing_config_file_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("nope.yaml"), "{stderr}");
 }
+
+#[test]
+fn lina_config_names_the_file_and_the_flag_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("custom.yaml");
+    std::fs::write(&file, "server:\n  address: \":9333\"\n").unwrap();
+    let out = server(dir.path())
+        .arg("check-config")
+        .env("LINA_CONFIG", &file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(":9333"), "{stdout}");
+    let out = server(dir.path())
+        .args(["check-config", "--config"])
+        .arg(fixture("linapro-template.yaml"))
+        .env("LINA_CONFIG", &file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains(":9333"), "{stdout}");
+}
