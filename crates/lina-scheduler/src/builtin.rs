@@ -44,12 +44,9 @@ fn thirty() -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SessionParams {
-    #[serde(default = "day")]
-    timeout_seconds: u64,
-}
-
-fn day() -> u64 {
-    86_400
+    /// Default: the node's `session.timeout`.
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +68,7 @@ pub(crate) fn register(
     handlers: &HandlerRegistry,
     store: &JobStore,
     caches: &CacheRegistry,
+    session_timeout: Duration,
 ) -> Result<()> {
     if !handlers.contains(WAIT) {
         handlers.register(
@@ -113,13 +111,14 @@ pub(crate) fn register(
             info(
                 SESSION_CLEANUP,
                 "deletes online sessions idle for longer than the session timeout",
-                json!({"type": "object", "properties": {"timeoutSeconds": {"type": "integer", "minimum": 1, "default": 86400}}, "additionalProperties": false}),
+                json!({"type": "object", "properties": {"timeoutSeconds": {"type": "integer", "minimum": 1, "description": "default: session.timeout"}}, "additionalProperties": false}),
                 JobScope::MasterOnly,
             ),
             Arc::new(typed(move |p: SessionParams, _ctx: JobContext| {
                 let db = db.clone();
                 async move {
-                    let before = unix_millis() - (p.timeout_seconds as i64).saturating_mul(1000);
+                    let timeout = p.timeout_seconds.unwrap_or(session_timeout.as_secs()).max(1);
+                    let before = unix_millis() - (timeout as i64).saturating_mul(1000);
                     let backend = db.get_database_backend();
                     let sql = match backend {
                         DbBackend::Postgres => "DELETE FROM sys_online_session WHERE last_active_time < $1",

@@ -42,6 +42,9 @@ pub struct SchedulerSettings {
     pub builtin_jobs: bool,
     /// Period of the session cleanup job (`session.cleanupInterval`).
     pub session_cleanup_interval: Duration,
+    /// Idle time after which the session cleanup job deletes a session row
+    /// (`session.timeout`), unless the job's `timeoutSeconds` says otherwise.
+    pub session_timeout: Duration,
     /// TTL of the cluster-wide lock of a running master_only singleton job
     /// (renewed by its watchdog). A node that dies mid-run blocks the job
     /// for at most this long; keep it below the election lease so a new
@@ -58,6 +61,7 @@ impl Default for SchedulerSettings {
             tick: Duration::from_millis(200),
             builtin_jobs: true,
             session_cleanup_interval: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(86_400),
             singleton_ttl: Duration::from_secs(10),
         }
     }
@@ -139,7 +143,7 @@ impl Scheduler {
         let jobs = caches.domain(JOBS_DOMAIN, StalePolicy::ServeStale)?;
         let store = JobStore::new(db, jobs, handlers.clone(), settings.default_timezone);
         let node_id = coordinator.node_id().clone();
-        crate::builtin::register(&handlers, &store, caches)?;
+        crate::builtin::register(&handlers, &store, caches, settings.session_timeout)?;
         if settings.builtin_jobs {
             crate::builtin::ensure_jobs(&store, settings.session_cleanup_interval).await?;
         }

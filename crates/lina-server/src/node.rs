@@ -116,6 +116,7 @@ impl Node {
                 misfire_threshold: config.scheduler.misfire_threshold,
                 shutdown_grace: config.shutdown.timeout / 2,
                 session_cleanup_interval: config.session.cleanup_interval,
+                session_timeout: config.session.timeout,
                 singleton_ttl: (config.cluster.election.lease / 3).max(Duration::from_secs(1)),
                 ..SchedulerSettings::default()
             },

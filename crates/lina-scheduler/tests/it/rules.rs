@@ -395,3 +395,59 @@ async fn jobs_filter_by_group_status_name_and_handler() {
     );
     n.scheduler.shutdown().await;
 }
+
+/// The session cleanup job deletes rows idle past `session.timeout` (the
+/// node's setting) unless the job names its own `timeoutSeconds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_cleanup_defaults_to_the_session_timeout() {
+    let (db, _file) = sqlite().await;
+    let n = node(
+        single("solo").await,
+        &db,
+        lina_scheduler::SchedulerSettings {
+            session_timeout: Duration::from_secs(3600),
+            ..settings()
+        },
+    )
+    .await;
+    let now = unix_millis();
+    for (id, idle_secs) in [("fresh", 60_i64), ("stale", 7200)] {
+        let at = now - idle_secs * 1000;
+        db.execute_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            format!(
+                "INSERT INTO sys_online_session (token_id, user_id, username, client_type, ip, \
+                 browser, os, login_time, last_active_time, node_id) VALUES \
+                 ('{id}', 1, 'u', 'web', '', '', '', {at}, {at}, 'n')"
+            ),
+        ))
+        .await
+        .unwrap();
+    }
+    let spec = JobSpec {
+        name: "sessions".into(),
+        handler_ref: "host:session-cleanup".into(),
+        params: Some(json!({})),
+        cron_expr: "0 0 1 1 *".into(),
+        ..JobSpec::default()
+    };
+    let id = n.scheduler.store().create_job(&spec).await.unwrap();
+    let log_id = n.scheduler.trigger(id).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(4), || async {
+            n.scheduler.store().log(log_id).await.unwrap().status == RunStatus::Success
+        })
+        .await
+    );
+    let log = n.scheduler.store().log(log_id).await.unwrap();
+    assert_eq!(log.result_json.as_ref().unwrap()["deleted"], 1, "{log:?}");
+    let left = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT token_id FROM sys_online_session",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.try_get::<String>("", "token_id").unwrap(), "fresh");
+}
