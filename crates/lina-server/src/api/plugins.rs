@@ -97,11 +97,21 @@ pub fn register(cfg: &mut web::ServiceConfig) {
         .route("/plugins/dynamic", web::get().to(dynamic))
         .route("/plugins/sync", web::post().to(sync))
         .route("/plugins/{id}", web::get().to(get))
-        .route("/plugins/{id}", web::delete().to(uninstall))
-        .route("/plugins/{id}/install", web::post().to(install))
-        .route("/plugins/{id}/enable", web::put().to(enable))
-        .route("/plugins/{id}/disable", web::put().to(disable))
-        .route("/plugins/{id}/upgrade", web::post().to(upgrade));
+        .route("/plugins/{id}", web::delete().to(step(Step::Uninstall)))
+        .route("/plugins/{id}/install", web::post().to(step(Step::Install)))
+        .route("/plugins/{id}/enable", web::put().to(step(Step::Enable)))
+        .route("/plugins/{id}/disable", web::put().to(step(Step::Disable)))
+        .route("/plugins/{id}/upgrade", web::post().to(step(Step::Upgrade)));
+}
+
+/// The handler of one lifecycle step.
+fn step(
+    step: Step,
+) -> impl actix_web::Handler<
+    (web::Data<AppState>, AuthUser, web::Path<String>, web::Bytes),
+    Output = Result<HttpResponse, ApiError>,
+> {
+    move |state, auth, path, body| lifecycle(state, auth, path, body, step)
 }
 
 /// Registers `/x/{id}/…`: every source plugin's routes behind the enabled
@@ -284,10 +294,12 @@ async fn lifecycle(
     auth: AuthUser,
     path: web::Path<String>,
     body: web::Bytes,
-    permission: &str,
     step: Step,
 ) -> Result<HttpResponse, ApiError> {
-    state.permissions.require(auth.user_id, permission).await?;
+    state
+        .permissions
+        .require(auth.user_id, step.permission())
+        .await?;
     let id = plugin_id(&path)?;
     no_body(&body)?;
     let plugins = &state.node.plugins;
@@ -311,49 +323,16 @@ enum Step {
     Disable,
 }
 
-async fn install(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    lifecycle(state, auth, path, body, "plugin:install", Step::Install).await
-}
-
-async fn upgrade(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    lifecycle(state, auth, path, body, "plugin:install", Step::Upgrade).await
-}
-
-async fn uninstall(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    lifecycle(state, auth, path, body, "plugin:uninstall", Step::Uninstall).await
-}
-
-async fn enable(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    lifecycle(state, auth, path, body, "plugin:enable", Step::Enable).await
-}
-
-async fn disable(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    lifecycle(state, auth, path, body, "plugin:disable", Step::Disable).await
+impl Step {
+    /// The permission code the step needs.
+    fn permission(self) -> &'static str {
+        match self {
+            Step::Install | Step::Upgrade => "plugin:install",
+            Step::Uninstall => "plugin:uninstall",
+            Step::Enable => "plugin:enable",
+            Step::Disable => "plugin:disable",
+        }
+    }
 }
 
 /// `GET /x/{id}/assets/{path}`.

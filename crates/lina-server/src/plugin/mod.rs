@@ -796,7 +796,7 @@ impl Plugins {
                 store_files(&txn, id, &version, &self.inner.storage).await?;
             }
             insert_menus(&txn, id, &manifest.menus, &[]).await?;
-            plugin::Entity::update_many()
+            row_update(id)
                 .col_expr(plugin::Column::Installed, Expr::value(1))
                 .col_expr(plugin::Column::Enabled, Expr::value(1))
                 .col_expr(plugin::Column::EffectiveVersion, Expr::value(version))
@@ -806,9 +806,6 @@ impl Plugins {
                     Expr::value(Option::<String>::None),
                 )
                 .col_expr(plugin::Column::InstalledAt, Expr::value(unix_millis()))
-                .col_expr(plugin::Column::Generation, next_generation())
-                .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
-                .filter(plugin::Column::PluginId.eq(id))
                 .exec(&txn)
                 .await?;
             txn.commit().await?;
@@ -897,16 +894,13 @@ impl Plugins {
         }
         let granted = remove_menus(&txn, id).await?;
         insert_menus(&txn, id, &manifest.menus, &granted).await?;
-        plugin::Entity::update_many()
+        row_update(id)
             .col_expr(plugin::Column::EffectiveVersion, Expr::value(target))
             .col_expr(plugin::Column::RuntimeState, Expr::value("normal"))
             .col_expr(
                 plugin::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
-            .col_expr(plugin::Column::Generation, next_generation())
-            .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
-            .filter(plugin::Column::PluginId.eq(id))
             .exec(&txn)
             .await?;
         txn.commit().await?;
@@ -919,12 +913,9 @@ impl Plugins {
         state: &str,
         error: Option<String>,
     ) -> Result<(), PluginError> {
-        plugin::Entity::update_many()
+        row_update(id)
             .col_expr(plugin::Column::RuntimeState, Expr::value(state))
             .col_expr(plugin::Column::LastError, Expr::value(error))
-            .col_expr(plugin::Column::Generation, next_generation())
-            .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
-            .filter(plugin::Column::PluginId.eq(id))
             .exec(&self.inner.db)
             .await?;
         self.inner.runtime.bump(id).await?;
@@ -953,7 +944,7 @@ impl Plugins {
                     .exec(&txn)
                     .await?;
             } else {
-                plugin::Entity::update_many()
+                row_update(id)
                     .col_expr(plugin::Column::Installed, Expr::value(0))
                     .col_expr(plugin::Column::Enabled, Expr::value(0))
                     .col_expr(
@@ -969,9 +960,6 @@ impl Plugins {
                         plugin::Column::LastError,
                         Expr::value(Option::<String>::None),
                     )
-                    .col_expr(plugin::Column::Generation, next_generation())
-                    .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
-                    .filter(plugin::Column::PluginId.eq(id))
                     .exec(&txn)
                     .await?;
             }
@@ -1003,11 +991,8 @@ impl Plugins {
         if (row.enabled == 1) == enabled {
             return Ok(Outcome::Unchanged(PluginState::from_row(&row)));
         }
-        plugin::Entity::update_many()
+        row_update(id)
             .col_expr(plugin::Column::Enabled, Expr::value(i16::from(enabled)))
-            .col_expr(plugin::Column::Generation, next_generation())
-            .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
-            .filter(plugin::Column::PluginId.eq(id))
             .filter(plugin::Column::Installed.eq(1))
             .exec(&self.inner.db)
             .await?;
@@ -1187,6 +1172,15 @@ impl crate::api::i18n::MessageSource for Plugins {
             .flat_map(|(source, _)| source.messages(locale))
             .collect()
     }
+}
+
+/// An update of plugin `id`'s row that raises its generation and stamps
+/// its time; callers add the columns they change.
+fn row_update(id: &str) -> sea_orm::UpdateMany<plugin::Entity> {
+    plugin::Entity::update_many()
+        .col_expr(plugin::Column::Generation, next_generation())
+        .col_expr(plugin::Column::UpdatedAt, Expr::value(unix_millis()))
+        .filter(plugin::Column::PluginId.eq(id))
 }
 
 /// `generation + 1`: every change to a plugin's row raises it.
