@@ -70,3 +70,48 @@ async fn serves_health_on_embedded_default_and_stops_on_sigterm() {
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// `sslmode=require` in a PostgreSQL link gives a TLS connection when the
+/// server offers TLS, and a clear start-up error when it does not.
+#[tokio::test]
+async fn postgres_links_with_sslmode_require_use_tls() {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    let db = lina_testkit::fresh_database().await.unwrap();
+    let sep = if db.url().contains('?') { '&' } else { '?' };
+    let link = format!("{}{sep}sslmode=require", db.url());
+    let probe = Database::connect(db.url()).await.unwrap();
+    let offers_tls = probe
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, "SHOW ssl"))
+        .await
+        .unwrap()
+        .and_then(|row| row.try_get::<String>("", "ssl").ok())
+        .is_some_and(|v| v == "on");
+    if offers_tls {
+        let _server =
+            crate::harness::Server::start(&[("LINA_DATABASE__DEFAULT__LINK", link)]).await;
+        let row = probe
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT count(*) AS n FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                     WHERE a.datname = '{}' AND s.ssl AND a.pid <> pg_backend_pid()",
+                    db.name()
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let tls_connections: i64 = row.try_get("", "n").unwrap();
+        assert!(tls_connections >= 1, "the node's connections are not TLS");
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let out = crate::server(dir.path())
+            .env("LINA_DATABASE__DEFAULT__LINK", &link)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("cannot open the database"), "{stderr}");
+    }
+    probe.close().await.unwrap();
+}
