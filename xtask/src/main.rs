@@ -2,7 +2,7 @@
 //!
 //! `cargo xtask` is an alias (in `.cargo/config.toml`) for
 //! `cargo run --package xtask --quiet --`. Each command lives in its own module;
-//! later ones (`run-cluster`, `verify`, `chaos`) are added the same way.
+//! later ones (`chaos`) are added the same way.
 //!
 //! ```text
 //! cargo xtask test                 # fmt check, clippy, services, nextest, doc tests
@@ -12,9 +12,13 @@
 //! cargo xtask bench                # list the benchmark targets
 //! cargo xtask bench coord          # measure coordination on a private redis-server
 //! cargo xtask bench http           # one lina-server node against a bare actix-web handler
+//! cargo xtask run-cluster          # 3 nodes + nginx on :9120, roles shown as they change
+//! cargo xtask run-cluster ctl kill node-2   # …while it runs: kill, pause, restart, restart-redis
 //! ```
 
 mod bench;
+mod cluster;
+mod lina_api;
 mod process;
 mod services;
 mod test;
@@ -40,6 +44,10 @@ enum Command {
     /// Measure a subsystem (`cargo xtask bench` lists the targets); writes
     /// target/bench/<target>.md.
     Bench(bench::BenchArgs),
+    /// Run N lina-server nodes in cluster mode behind nginx (when installed)
+    /// on this machine, showing role changes; `run-cluster ctl …` kills,
+    /// pauses or restarts nodes and the private Redis while it runs.
+    RunCluster(cluster::RunClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +56,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Services(args) => services::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::RunCluster(args) => cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
