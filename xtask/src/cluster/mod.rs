@@ -95,8 +95,12 @@ struct Options {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     lease: Duration,
     /// Build and run `lina-server` with `--release` (default: the dev profile).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "binary")]
     release: bool,
+    /// Run this `lina-server` binary instead of building the workspace's
+    /// (e.g. a release artifact or another checkout's build).
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
     /// Do not start nginx even if it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -156,20 +160,21 @@ fn supervise(opts: Options, layout: Layout) -> Result<()> {
         }
     }
 
-    let profile = if opts.release { "release" } else { "debug" };
-    let mut build = cargo(&["build", "-p", "lina-server"]);
-    if opts.release {
-        build.arg("--release");
-    }
-    say(format_args!("building lina-server: {}", display(&build)));
-    let status = ChildGuard::spawn(&mut build)?.wait()?;
-    if !status.success() {
-        bail!("{} failed: {status}", display(&build));
-    }
-    let binary = target_dir().join(profile).join("lina-server");
-    if !binary.is_file() {
-        bail!("no server binary at {}", binary.display());
-    }
+    let binary = match &opts.binary {
+        Some(binary) => {
+            let binary = std::path::absolute(binary)
+                .with_context(|| format!("--binary {}", binary.display()))?;
+            if !binary.is_file() {
+                bail!("--binary {}: no such file", binary.display());
+            }
+            say(format_args!(
+                "using {} (--binary; nothing is built)",
+                binary.display()
+            ));
+            binary
+        }
+        None => build_server(opts.release)?,
+    };
 
     // One thread: children get their parent-death signal from the thread
     // that spawned them, and this one lives as long as the supervisor.
@@ -186,6 +191,25 @@ fn supervise(opts: Options, layout: Layout) -> Result<()> {
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// `cargo build -p lina-server [--release]`; the binary's path.
+fn build_server(release: bool) -> Result<PathBuf> {
+    let mut build = cargo(&["build", "-p", "lina-server"]);
+    if release {
+        build.arg("--release");
+    }
+    say(format_args!("building lina-server: {}", display(&build)));
+    let status = ChildGuard::spawn(&mut build)?.wait()?;
+    if !status.success() {
+        bail!("{} failed: {status}", display(&build));
+    }
+    let profile = if release { "release" } else { "debug" };
+    let binary = target_dir().join(profile).join("lina-server");
+    if !binary.is_file() {
+        bail!("no server binary at {}", binary.display());
+    }
+    Ok(binary)
 }
 
 /// The supervisor's signals: Ctrl-C, SIGTERM and a closed terminal.
@@ -1420,6 +1444,7 @@ mod tests {
         assert_eq!(o.namespace, "lina-cluster");
         assert_eq!(o.lease, Duration::from_secs(10));
         assert!(!o.release && !o.fresh && !o.shared_redis && !o.no_nginx);
+        assert_eq!(o.binary, None);
         assert_eq!((o.redis, o.database), (None, None));
         assert_eq!(
             (o.username.as_str(), o.password.as_str()),
@@ -1464,6 +1489,7 @@ mod tests {
             "a duration needs a unit"
         );
         assert!(parse(&["--redis", "redis://x", "--shared-redis"]).is_err());
+        assert!(parse(&["--release", "--binary", "/x/lina-server"]).is_err());
     }
 
     #[test]
