@@ -84,6 +84,11 @@ impl Api {
         }
     }
 
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends a request; fails only when no HTTP answer arrived.
     pub async fn call(
         &self,

@@ -14,6 +14,7 @@
 //! cargo xtask bench http           # one lina-server node against a bare actix-web handler
 //! cargo xtask run-cluster          # 3 nodes + nginx on :9120, roles shown as they change
 //! cargo xtask run-cluster ctl kill node-2   # …while it runs: kill, pause, restart, restart-redis
+//! cargo xtask verify --url http://127.0.0.1:9120   # the scaling checklist against a cluster
 //! ```
 
 mod bench;
@@ -22,6 +23,7 @@ mod lina_api;
 mod process;
 mod services;
 mod test;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,10 @@ enum Command {
     /// on this machine, showing role changes; `run-cluster ctl …` kills,
     /// pauses or restarts nodes and the private Redis while it runs.
     RunCluster(cluster::RunClusterArgs),
+    /// Check a running cluster against the scaling checklist (health,
+    /// readiness, one leader, tokens, menus, plugins, master_only jobs,
+    /// permission changes on every node).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Command::Services(args) => services::run(args),
         Command::Bench(args) => bench::run(args),
         Command::RunCluster(args) => cluster::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
