@@ -441,6 +441,14 @@ impl Supervisor {
                 Redis::Private(PrivateRedis::start(binary, &layout.redis_dir()).await?)
             }
         };
+        if let Redis::External { target, .. } = &redis {
+            let connect = tokio::net::TcpStream::connect(target.address.as_str());
+            match tokio::time::timeout(Duration::from_secs(3), connect).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => bail!("redis {}: cannot connect: {e}", target.redacted()),
+                Err(_) => bail!("redis {}: no connection within 3s", target.redacted()),
+            }
+        }
         let redis_target = match &redis {
             Redis::Private(private) => {
                 say(format_args!(
