@@ -2,7 +2,7 @@
 //!
 //! `cargo xtask` is an alias (in `.cargo/config.toml`) for
 //! `cargo run --package xtask --quiet --`. Each command lives in its own module;
-//! later ones (`run-cluster`, `verify`, `chaos`) are added the same way.
+//! later ones (`chaos`) are added the same way.
 //!
 //! ```text
 //! cargo xtask test                 # fmt check, clippy, services, nextest, doc tests
@@ -12,12 +12,18 @@
 //! cargo xtask bench                # list the benchmark targets
 //! cargo xtask bench coord          # measure coordination on a private redis-server
 //! cargo xtask bench http           # one lina-server node against a bare actix-web handler
+//! cargo xtask run-cluster          # 3 nodes + nginx on :9120, roles shown as they change
+//! cargo xtask run-cluster ctl kill node-2   # …while it runs: kill, pause, restart, restart-redis
+//! cargo xtask verify --url http://127.0.0.1:9120   # the scaling checklist against a cluster
 //! ```
 
 mod bench;
+mod cluster;
+mod lina_api;
 mod process;
 mod services;
 mod test;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -40,6 +46,14 @@ enum Command {
     /// Measure a subsystem (`cargo xtask bench` lists the targets); writes
     /// target/bench/<target>.md.
     Bench(bench::BenchArgs),
+    /// Run N lina-server nodes in cluster mode behind nginx (when installed)
+    /// on this machine, showing role changes; `run-cluster ctl …` kills,
+    /// pauses or restarts nodes and the private Redis while it runs.
+    RunCluster(cluster::RunClusterArgs),
+    /// Check a running cluster against the scaling checklist (health,
+    /// readiness, one leader, tokens, menus, plugins, master_only jobs,
+    /// permission changes on every node).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +62,8 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Services(args) => services::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::RunCluster(args) => cluster::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,7 +45,12 @@ impl ChildGuard {
 
     /// Asks the child to stop (SIGTERM) without waiting.
     pub fn terminate(&self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends `signal` to the child (ignoring a child that is gone).
+    pub fn signal(&self, signal: Signal) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), signal);
     }
 
     /// The exit status if the child has exited, without waiting.
@@ -73,6 +78,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The target directory: `CARGO_TARGET_DIR` (relative to the workspace
+/// root) or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,10 +96,31 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// A `cargo` command run from the workspace root, using the same cargo as the caller.
+///
+/// The variables `cargo run` set for xtask (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, …) are removed: build scripts such as ring's rerun when
+/// they change, so a nested build that saw them would rebuild ring and
+/// everything above it, and the next plain `cargo build` would again.
 pub fn cargo(args: &[&str]) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(args).current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&key.as_ref())
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd
 }
 

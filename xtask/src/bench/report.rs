@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::process::workspace_root;
+pub use crate::process::target_dir;
 
 /// Latencies of one measurement, sorted.
 #[derive(Debug, Clone)]
@@ -265,14 +265,6 @@ impl Report {
         std::fs::write(&path, self.markdown())
             .with_context(|| format!("write {}", path.display()))?;
         Ok(path)
-    }
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR` or `<workspace>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => workspace_root().join(dir),
-        None => workspace_root().join("target"),
     }
 }
 
