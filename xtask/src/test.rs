@@ -8,6 +8,9 @@
 //!    started from the installed binaries), exported to the next steps
 //! 5. `cargo nextest run --workspace --all-features [FILTER…]`
 //! 6. `cargo test --workspace --all-features --doc`
+//! 7. the scaling checklist on a real cluster: `cargo xtask run-cluster`
+//!    (three nodes of the binary nextest built, a private Redis, nginx when
+//!    installed) in `target/ci-cluster`, then `cargo xtask verify` against it
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,6 +33,10 @@ pub struct TestArgs {
     /// Skip the doc tests.
     #[arg(long)]
     no_doc: bool,
+    /// Skip the run-cluster + verify step (also skipped with `--package` or
+    /// a nextest filter).
+    #[arg(long)]
+    no_cluster: bool,
     /// Leave throwaway PostgreSQL / Redis servers started by this run running
     /// (they are reused by later runs); by default they are stopped at the end.
     #[arg(long)]
@@ -89,8 +96,12 @@ pub fn run(args: TestArgs) -> Result<()> {
             .collect()
     };
 
-    let total =
-        6 - usize::from(args.no_fmt) - usize::from(args.no_clippy) - usize::from(args.no_doc);
+    let cluster = !args.no_cluster && args.packages.is_empty() && args.nextest_args.is_empty();
+    let total = 7
+        - usize::from(args.no_fmt)
+        - usize::from(args.no_clippy)
+        - usize::from(args.no_doc)
+        - usize::from(!cluster);
     let mut index = 0;
     let mut step = |name: &'static str,
                     report: &mut Report,
@@ -164,6 +175,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         })?;
     }
 
+    if cluster {
+        step("cluster", &mut report, &mut || cluster_smoke(&env))?;
+    }
+
     drop(cleanup);
     eprintln!(
         "xtask test: all {total} steps ok ({}); total {}",
@@ -171,6 +186,98 @@ pub fn run(args: TestArgs) -> Result<()> {
         secs(started.elapsed())
     );
     Ok(())
+}
+
+/// How long the cluster may take to come up.
+const CLUSTER_START: Duration = Duration::from_secs(240);
+
+/// `run-cluster` on free ports with the binary nextest built, then the
+/// `verify` command it prints; the cluster is stopped with Ctrl-C's signal.
+fn cluster_smoke(env: &[(&'static str, String)]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let xtask = std::env::current_exe()?;
+    let binary = crate::process::target_dir().join("debug/lina-server");
+    let base = free_port_run(4)?;
+    let database = env
+        .iter()
+        .find(|(k, _)| *k == DATABASE_URL_ENV)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut cmd = Command::new(&xtask);
+    cmd.args(["run-cluster", "--nodes", "3", "--fresh", "--lease", "3s"])
+        .args(["--base-port", &base.to_string()])
+        .args(["--db-name", "lina_ci_cluster", "--namespace", "lina-ci"])
+        .arg("--dir")
+        .arg(crate::process::target_dir().join("ci-cluster"))
+        .arg("--binary")
+        .arg(&binary)
+        .args(["--database", &database])
+        .stdout(Stdio::piped());
+    let mut supervisor = ChildGuard::spawn(&mut cmd)?;
+    let stdout = supervisor.take_stdout().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            eprintln!("  run-cluster | {line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + CLUSTER_START;
+    let verify = loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => {
+                if let Some(command) = line.trim().strip_prefix("check it:") {
+                    break command.trim().to_string();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("run-cluster ended before the cluster was up")
+            }
+        }
+        if let Some(status) = supervisor.try_wait()? {
+            bail!("run-cluster exited with {status} before the cluster was up");
+        }
+        if Instant::now() > deadline {
+            bail!("the cluster was not up within {CLUSTER_START:?}");
+        }
+    };
+    let args: Vec<&str> = verify
+        .strip_prefix("cargo xtask verify")
+        .unwrap_or(&verify)
+        .split_whitespace()
+        .collect();
+    let verified = run_cmd(Command::new(&xtask).arg("verify").args(&args), &[]);
+    supervisor.signal(nix::sys::signal::Signal::SIGINT);
+    let stop_deadline = Instant::now() + Duration::from_secs(60);
+    while supervisor.try_wait()?.is_none() {
+        if Instant::now() > stop_deadline {
+            bail!("run-cluster did not stop within 60s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    verified
+}
+
+/// A base port `p` with `p .. p + count` all free on 127.0.0.1.
+fn free_port_run(count: u16) -> Result<u16> {
+    for _ in 0..200 {
+        let base = lina_testkit::free_port();
+        if base > u16::MAX - count {
+            continue;
+        }
+        if (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    bail!("no {count} consecutive free ports found")
 }
 
 /// Which crates must never depend on which: the layering of

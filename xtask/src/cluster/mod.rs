@@ -36,6 +36,10 @@ pub struct RunClusterArgs {
     /// `ctl …`: talk to a running cluster instead of starting one.
     #[command(subcommand)]
     command: Option<Sub>,
+    /// Where configs, logs, state and the control socket live (default
+    /// `target/run-cluster`); `ctl` must be given the same directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
     #[command(flatten)]
     options: Options,
 }
@@ -123,7 +127,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs `cargo xtask run-cluster`.
 pub fn run(args: RunClusterArgs) -> Result<()> {
-    let layout = Layout::new(target_dir().join("run-cluster"));
+    let layout = Layout::new(args.dir.unwrap_or_else(|| target_dir().join("run-cluster")));
     match args.command {
         Some(Sub::Ctl { request }) => ctl::send(&layout.socket(), &request),
         None => supervise(args.options, layout),
