@@ -111,6 +111,12 @@ pub(crate) struct Shared {
     /// instead of the clock.
     stale: AtomicBool,
     confirmed_now: Notify,
+    /// True while the last revision read (a sweep or a single scope) failed:
+    /// stale and missing scopes then answer by their policy at once instead
+    /// of each waiting out another timeout. The next successful read (the
+    /// sweep keeps trying every `revisionPoll`, and at once after a resync)
+    /// clears it.
+    read_failing: AtomicBool,
     /// Rises with every change of backend epoch; entries of an older
     /// generation are never served.
     generation: AtomicU64,
@@ -127,6 +133,16 @@ impl Shared {
 
     pub(crate) fn confirmed(&self) -> u64 {
         self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// Whether the last revision read failed.
+    pub(crate) fn read_failing(&self) -> bool {
+        self.read_failing.load(Ordering::Acquire)
+    }
+
+    /// Records the outcome of a revision read.
+    pub(crate) fn note_read(&self, ok: bool) {
+        self.read_failing.store(!ok, Ordering::Release);
     }
 
     /// Whether every tracked revision was confirmed within `maxStale`.
@@ -192,6 +208,7 @@ impl Shared {
                 (epoch, revs)
             })
         };
+        self.note_read(result.is_ok());
         match result {
             Ok((epoch, revs)) => {
                 let before = self.generation();
@@ -265,6 +282,7 @@ impl CacheRegistry {
             confirmed_wall_ms: AtomicI64::new(0),
             stale: AtomicBool::new(true),
             confirmed_now: Notify::new(),
+            read_failing: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             epoch: Mutex::new(None),
             domains: RwLock::new(BTreeMap::new()),

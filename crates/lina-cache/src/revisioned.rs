@@ -48,6 +48,7 @@ pub(crate) struct DomainState<V> {
     counters: Counters,
 }
 
+#[derive(Clone)]
 enum Lookup<V> {
     Fresh(V),
     Stale(V, Duration),
@@ -143,18 +144,29 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Lookup::Fresh(value) = self.lookup(scope) {
-            bump(&self.counters.hits);
-            return Ok(value);
+        match self.lookup(scope) {
+            Lookup::Fresh(value) => {
+                bump(&self.counters.hits);
+                return Ok(value);
+            }
+            // Past maxStale while reads fail: the policy answers at once.
+            Lookup::Stale(value, age) if self.shared.read_failing() => {
+                return self.stale(value, age);
+            }
+            _ => {}
         }
         let gate = self
             .gates
             .entry(scope.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
             .clone();
-        let result = {
-            let _single_flight = gate.lock().await;
-            self.load_locked(scope, loader).await
+        let result = match gate.try_lock() {
+            // Nobody is reading this scope: this caller reads.
+            Ok(_single_flight) => self.load_locked(scope, loader, false).await,
+            Err(_) => {
+                let _single_flight = gate.lock().await;
+                self.load_locked(scope, loader, true).await
+            }
         };
         drop(gate);
         self.gates
@@ -162,7 +174,14 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
         result
     }
 
-    async fn load_locked<E, F, Fut>(&self, scope: &str, loader: F) -> Result<V, CacheError<E>>
+    /// Reads the scope's revision and loads if needed, holding the scope's
+    /// gate; `waited` when another caller held it first.
+    async fn load_locked<E, F, Fut>(
+        &self,
+        scope: &str,
+        loader: F,
+        waited: bool,
+    ) -> Result<V, CacheError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -173,8 +192,17 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
                 bump(&self.counters.hits);
                 return Ok(value);
             }
-            Lookup::Stale(value, age) => Some((value, age)),
-            Lookup::Missing => None,
+            lookup => {
+                // The caller before us has just found revisions unreadable:
+                // answer now instead of waiting out another timeout.
+                if waited && let Some(answer) = self.fail_fast(scope, lookup.clone()) {
+                    return answer;
+                }
+                match lookup {
+                    Lookup::Stale(value, age) => Some((value, age)),
+                    _ => None,
+                }
+            }
         };
         bump(&self.counters.misses);
         let sent = Instant::now();
@@ -184,6 +212,7 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
             .revisions()
             .current(&self.name, scope)
             .await;
+        self.shared.note_read(revision.is_ok());
         let revision = match revision {
             Ok(revision) => revision,
             Err(source) => {
@@ -232,6 +261,34 @@ impl<V: Clone + Send + Sync + 'static> DomainState<V> {
             self.entries.remove(scope);
         }
         Ok(value)
+    }
+
+    /// For a caller that waited on the scope's gate while revision reads
+    /// are failing: a scope stale past `maxStale` answers by the domain's
+    /// policy, a missing one of a `fail_closed` or `hide` domain is refused,
+    /// so requests never queue behind one timed-out read after another (at
+    /// most one read per scope is in flight; every caller waits at most one
+    /// command timeout). `None`: go on and read (serve_stale may still load a
+    /// missing scope from its source, which needs no revision).
+    fn fail_fast<E>(&self, scope: &str, lookup: Lookup<V>) -> Option<Result<V, CacheError<E>>> {
+        if !self.shared.read_failing() {
+            return None;
+        }
+        match (lookup, self.policy) {
+            (Lookup::Stale(value, age), _) => Some(self.stale(value, age)),
+            (Lookup::Missing, StalePolicy::Hide) => Some(self.stale_missing()),
+            (Lookup::Missing, StalePolicy::FailClosed) => {
+                bump(&self.counters.refused);
+                Some(Err(CacheError::Coordination {
+                    domain: self.name.clone(),
+                    scope: scope.to_string(),
+                    source: lina_coord_api::Error::Unavailable(
+                        "revisions could not be read; retried by the next sweep".into(),
+                    ),
+                }))
+            }
+            _ => None,
+        }
     }
 
     fn stale_missing<E>(&self) -> Result<V, CacheError<E>> {

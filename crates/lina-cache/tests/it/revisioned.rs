@@ -13,6 +13,7 @@ on_both_backends!(
     lost_events_converge_within_one_poll,
     epoch_change_reloads_everything,
     stale_policies_apply_past_max_stale_and_recover,
+    concurrent_callers_past_max_stale_wait_at_most_one_read,
     concurrent_misses_load_once,
 );
 
@@ -238,6 +239,55 @@ async fn stale_policies_apply_past_max_stale_and_recover(kind: Kind) {
         1,
         "an unchanged revision is confirmed, not reloaded"
     );
+}
+
+/// With revisions unreadable past `maxStale`, twenty concurrent callers of
+/// a fail_closed scope are all refused within about one command timeout
+/// (2 s on the Redis test nodes): they never queue behind one timed-out
+/// read after another. A scope never loaded is refused as quickly, and a
+/// later caller is answered at once.
+async fn concurrent_callers_past_max_stale_wait_at_most_one_read(kind: Kind) {
+    let deployment = Deployment::new(kind, 1).await;
+    let registry = CacheRegistry::start(deployment.node(0), settings(100, 500));
+    let permissions = registry
+        .domain::<String>("permission", StalePolicy::FailClosed)
+        .unwrap();
+    let loads = Loads::default();
+    registry.sweep().await;
+    loads.load(&permissions, 0, "t").await.unwrap();
+    deployment.outage_start().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let started = std::time::Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (cache, loads) = (permissions.clone(), loads.clone());
+        let scope = if i % 2 == 0 { "t" } else { "never-loaded" };
+        callers.spawn(async move { loads.load(&cache, 0, scope).await });
+    }
+    while let Some(answer) = callers.join_next().await {
+        let refused = answer.unwrap().unwrap_err();
+        assert!(refused.is_unavailable(), "{refused:?}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "20 concurrent callers took {took:?}: they queued behind each other's reads"
+    );
+    let later = std::time::Instant::now();
+    assert!(loads.load(&permissions, 0, "t").await.is_err());
+    assert!(
+        later.elapsed() < Duration::from_millis(100),
+        "a caller after the failure waited {:?}",
+        later.elapsed()
+    );
+    assert_eq!(loads.count("0/permission/never-loaded"), 0);
+    deployment.outage_end().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while loads.load(&permissions, 0, "t").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A hundred concurrent misses of one scope run the loader once.
