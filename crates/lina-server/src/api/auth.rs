@@ -249,9 +249,17 @@ impl Auth {
                 lina_cache::CacheError::Load { source, .. } => source,
                 other => ApiError::from(other),
             })?;
-        Ok(live
-            .get(sid)
-            .is_some_and(|expires| *expires > unix_millis()))
+        if let Some(expires) = live.get(sid) {
+            return Ok(*expires > unix_millis());
+        }
+        // Not among the sessions this node loaded: a session created on
+        // another node since, whose announcement has not arrived yet, or a
+        // revoked one. The KV store decides (one read; revocation deletes
+        // the key before it is announced).
+        Ok(matches!(
+            self.sessions.ttl(SESSIONS, sid).await.map_err(kv_error)?,
+            KeyTtl::Expires(left) if !left.is_zero()
+        ))
     }
 }
 

@@ -192,12 +192,38 @@ impl From<lina_coord_api::Error> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
-        match error {
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
-                ApiError::unavailable(format!("database unavailable: {error}"))
-            }
-            other => ApiError::internal(other),
+        if db_unavailable(&error) {
+            ApiError::unavailable(format!("database unavailable: {error}"))
+        } else {
+            ApiError::internal(error)
         }
+    }
+}
+
+/// Whether a database error means the database could not be reached or
+/// dropped the connection (a restart, a failover, a network cut): a 503,
+/// not a bug. SQLSTATE classes 08 (connection exception) and 57
+/// (operator intervention: `admin_shutdown`, `cannot_connect_now`, …).
+pub fn db_unavailable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match &**e {
+                Sqlx::Io(_)
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed => true,
+                Sqlx::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

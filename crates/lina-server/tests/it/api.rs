@@ -492,3 +492,31 @@ async fn cached_authenticated_requests_make_no_redis_round_trip() {
         "{busy} Redis commands during 200 requests in {busy_window:?} (idle: {idle} in {idle_window:?})"
     );
 }
+
+/// A token from a fresh login on one node is accepted at once by a node
+/// that has the user's older sessions cached (the login's announcement may
+/// not have arrived there yet), and a logged-out token is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fresh_tokens_work_at_once_on_other_nodes() {
+    let cluster = crate::harness::Cluster::start().await;
+    let [a, b, c] = &cluster.nodes;
+    let (first, _) = a.login("admin", "admin123").await;
+    for node in [b, c] {
+        let (status, _) = node.get("/api/v1/user/info", &first).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for i in 0..40 {
+        let (token, _) = a.login("admin", "admin123").await;
+        let other = if i % 2 == 0 { b } else { c };
+        let (status, body) = other.get("/api/v1/user/info", &token).await;
+        assert_eq!(status, StatusCode::OK, "login {i}: {body}");
+        if i % 10 == 0 {
+            let (status, _) = other
+                .call(Method::POST, "/api/v1/auth/logout", Some(&token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let (status, _) = a.get("/api/v1/user/info", &token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "logout {i} on A");
+        }
+    }
+}

@@ -100,3 +100,36 @@ async fn requests_fail_closed_while_redis_is_paused_past_max_stale_and_recover()
     let (status, _, _) = timed(&s, "/ready", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A query cut by the database (a restart terminates every backend with
+/// SQLSTATE 57P01) or a pool that cannot hand out a connection is "the
+/// database is unavailable" (503), while a bad query stays a 500.
+#[tokio::test]
+async fn database_connection_losses_map_to_unavailable() {
+    use lina_server::api::error::db_unavailable;
+    use sea_orm::{ConnectionTrait, Database, DbBackend, DbErr, RuntimeErr, Statement};
+    let db = lina_testkit::fresh_database().await.unwrap();
+    let conn = Database::connect(db.url()).await.unwrap();
+    let cut = conn
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend(pg_backend_pid())",
+        ))
+        .await
+        .unwrap_err();
+    assert!(db_unavailable(&cut), "{cut:?}");
+    let bad = conn
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT * FROM no_such_table",
+        ))
+        .await
+        .unwrap_err();
+    assert!(!db_unavailable(&bad), "{bad:?}");
+    let pool = DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+        sea_orm::sqlx::Error::PoolTimedOut,
+    )));
+    assert!(db_unavailable(&pool));
+    assert!(!db_unavailable(&DbErr::RecordNotFound("x".into())));
+    conn.close().await.unwrap();
+}
