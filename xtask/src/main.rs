@@ -15,6 +15,7 @@
 //! ```
 
 mod bench;
+mod chaos;
 mod process;
 mod services;
 mod test;
@@ -40,6 +41,9 @@ enum Command {
     /// Measure a subsystem (`cargo xtask bench` lists the targets); writes
     /// target/bench/<target>.md.
     Bench(bench::BenchArgs),
+    /// Fault scenarios against a three-node cluster under load; writes
+    /// target/chaos/report.md and fails when a check fails.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Services(args) => services::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chaos(args) => chaos::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
