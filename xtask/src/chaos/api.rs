@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::util::Secrets;
 
-/// How long one control request may take before it counts as hung.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one control request may take before the client gives up.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An answer: status, JSON body (`Null` when none), time taken.
 #[derive(Debug, Clone)]

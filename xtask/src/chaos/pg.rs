@@ -85,31 +85,53 @@ impl PrivatePostgres {
 
     /// `pg_ctl restart -m fast -w`; returns how long the command took.
     pub async fn restart_fast(&self) -> Result<Duration> {
+        self.pg_ctl(&["-m", "fast", "restart"]).await
+    }
+
+    /// `pg_ctl stop -m fast -w`: down until [`PrivatePostgres::start_again`].
+    pub async fn stop_fast(&self) -> Result<Duration> {
+        self.pg_ctl(&["-m", "fast", "stop"]).await
+    }
+
+    /// `pg_ctl start -w` with the options lina-testkit started it with
+    /// (port, socket directory, no fsync).
+    pub async fn start_again(&self) -> Result<Duration> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=300",
+            self.state.port,
+            self.state.root.display()
+        );
+        self.pg_ctl(&["-o", &options, "start"]).await
+    }
+
+    async fn pg_ctl(&self, action: &[&str]) -> Result<Duration> {
         let data = self.state.root.join("data");
         let log = self.log();
+        let mut args = vec![
+            "-D".to_string(),
+            data.display().to_string(),
+            "-l".into(),
+            log.display().to_string(),
+            "-w".into(),
+            "-t".into(),
+            "60".into(),
+        ];
+        args.extend(action.iter().map(|a| a.to_string()));
         let started = Instant::now();
         let ok = run_pg_tool(
             &self.state.bin_dir.join("pg_ctl"),
             &self.state.root,
-            &[
-                "-D".into(),
-                data.display().to_string(),
-                "-l".into(),
-                log.display().to_string(),
-                "-m".into(),
-                "fast".into(),
-                "-w".into(),
-                "-t".into(),
-                "60".into(),
-                "restart".into(),
-            ],
-            &self.state.root.join("restart.log"),
+            &args,
+            &self.state.root.join("pg_ctl.log"),
         )
         .await?;
         if !ok {
             bail!(
-                "pg_ctl restart failed: {}; {}",
-                tail(&self.state.root.join("restart.log"), 600),
+                "pg_ctl {} failed: {}; {}",
+                action.join(" "),
+                tail(&self.state.root.join("pg_ctl.log"), 600),
                 tail(&log, 600)
             );
         }

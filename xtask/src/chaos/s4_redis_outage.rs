@@ -3,21 +3,25 @@
 //! bounded time, master_only jobs do not run without a leader, and
 //! everything recovers without a restart.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use reqwest::Method;
 use serde_json::json;
+use tokio::task::JoinSet;
 
 use super::api::Answer;
 use super::env::{ADMIN, ADMIN_PASSWORD, Ctx, Env, EnvOptions, NODES};
 use super::fires::{self, runs_started_between};
 use super::leader::Sampler;
-use super::load::{Outcome, Targets, failures, require_traffic, summarize};
+use super::load::{Outcome, REQUEST_TIMEOUT, Targets, failures, require_traffic, summarize};
 use super::report::{FireRow, ScenarioReport, fmt_failed, fmt_ms};
 use super::s1_leader_kill::SAMPLE_EVERY;
 use super::s3_redis_restart::{CODES, all_permissions};
-use super::util::ms;
+use super::util::{Clock, ms};
 
 /// Public reads that need no coordination.
 const PUBLIC: [&str; 3] = [
@@ -31,6 +35,25 @@ struct Probe {
     what: String,
     sent: Duration,
     answer: Result<Answer>,
+}
+
+/// Sends a probe without waiting for it (open loop: a hung answer does not
+/// delay the next probe); its answer lands in `out`.
+fn probe(
+    pending: &mut JoinSet<()>,
+    out: &Arc<Mutex<Vec<Probe>>>,
+    clock: Clock,
+    what: String,
+    request: impl Future<Output = Result<Answer>> + Send + 'static,
+) {
+    let out = out.clone();
+    let sent = clock.now();
+    pending.spawn(async move {
+        let answer = request.await;
+        out.lock()
+            .expect("probes")
+            .push(Probe { what, sent, answer });
+    });
 }
 
 /// Runs the scenario into `report`.
@@ -67,9 +90,16 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
                 .ok_or_else(|| anyhow!("no menu with permission {c}"))
         })
         .collect::<Result<_>>()?;
-    let role = env.create_role(&admin, "chaos-r4", &ids[..1]).await?;
-    let (_, password) = env.create_user(&admin, "chaos-u4", &[role]).await?;
-    let user_token = api.login(&env.base(0), "chaos-u4", &password).await?;
+    // Role B is written after maxStale in the outage; role A at the very
+    // start of a second, short outage (a write in flight when Redis stops
+    // answering) with no other permission write after it; a user of each
+    // shows what every node serves afterwards.
+    let role_a = env.create_role(&admin, "chaos-r4a", &ids[..1]).await?;
+    let (_, password_a) = env.create_user(&admin, "chaos-u4a", &[role_a]).await?;
+    let role_b = env.create_role(&admin, "chaos-r4b", &ids[..1]).await?;
+    let (_, password_b) = env.create_user(&admin, "chaos-u4b", &[role_b]).await?;
+    let user_a = api.login(&env.base(0), "chaos-u4a", &password_a).await?;
+    let user_b = api.login(&env.base(0), "chaos-u4b", &password_b).await?;
     let pids: Vec<_> = env.cluster.nodes.iter().map(|n| n.pid()).collect();
     let sampler = Sampler::start(clock, env.cluster.bases(), SAMPLE_EVERY);
     let load = env
@@ -81,66 +111,86 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     load.phase("outage");
     let paused = clock.now();
     env.redis.pause().await?;
-    // A write already under way when Redis stops answering.
-    let write_sent = clock.now();
-    let first_write = env.set_role_menus(0, &admin, role, &ids[1..2]).await;
-    let mut probes = vec![Probe {
-        what: "write (role menus), at the start".into(),
-        sent: write_sent,
-        answer: first_write,
-    }];
+    let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
+    let mut pending = JoinSet::new();
+    let write = |i: usize, role: i64, menu: i64| {
+        let (api, base, token) = (api.clone(), env.base(i), admin.clone());
+        async move {
+            api.call(
+                Method::PUT,
+                &base,
+                &format!("/api/v1/role/{role}"),
+                Some(&token),
+                Some(&json!({ "menuIds": [menu] })),
+            )
+            .await
+        }
+    };
     let mut late_writes_done = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     while clock.now() < paused + outage {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep((paused + outage).saturating_sub(clock.now())) => break,
+        }
         for i in 0..NODES {
-            let base = env.base(i);
             for path in PUBLIC {
-                probes.push(Probe {
-                    what: format!("public {}", path.split('?').next().unwrap_or(path)),
-                    sent: clock.now(),
-                    answer: api.get(&base, path, None).await,
-                });
+                let (api, base) = (api.clone(), env.base(i));
+                probe(
+                    &mut pending,
+                    &probes,
+                    clock,
+                    format!("public {}", path.split('?').next().unwrap_or(path)),
+                    async move { api.get(&base, path, None).await },
+                );
             }
-            probes.push(Probe {
-                what: "protected /api/v1/user/info".into(),
-                sent: clock.now(),
-                answer: api.get(&base, "/api/v1/user/info", Some(&admin)).await,
-            });
+            let (a, base, token) = (api.clone(), env.base(i), admin.clone());
+            probe(
+                &mut pending,
+                &probes,
+                clock,
+                "protected /api/v1/user/info".into(),
+                async move { a.get(&base, "/api/v1/user/info", Some(&token)).await },
+            );
         }
         if !late_writes_done && clock.now() > paused + refuse_after + Duration::from_millis(200) {
             late_writes_done = true;
-            let sent = clock.now();
-            probes.push(Probe {
-                what: "write (role menus), after maxStale".into(),
-                sent,
-                answer: env.set_role_menus(1, &admin, role, &ids[2..3]).await,
-            });
-            let sent = clock.now();
-            probes.push(Probe {
-                what: "login, after maxStale".into(),
-                sent,
-                answer: api
-                    .call(
-                        Method::POST,
-                        &env.base(2),
-                        "/api/v1/auth/login",
-                        None,
-                        Some(&json!({"username": ADMIN, "password": ADMIN_PASSWORD, "clientType": "web"})),
-                    )
-                    .await,
-            });
+            probe(
+                &mut pending,
+                &probes,
+                clock,
+                "write role B, after maxStale".into(),
+                write(1, role_b, ids[2]),
+            );
+            let (a, base) = (api.clone(), env.base(2));
+            probe(
+                &mut pending,
+                &probes,
+                clock,
+                "login, after maxStale".into(),
+                async move {
+                    a.call(
+                    Method::POST,
+                    &base,
+                    "/api/v1/auth/login",
+                    None,
+                    Some(&json!({"username": ADMIN, "password": ADMIN_PASSWORD, "clientType": "web"})),
+                )
+                .await
+                },
+            );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     load.phase("recovery");
     let resume_sent = clock.now();
     env.redis.resume().await?;
     let resumed = clock.now();
-    // Recovery: every node ready, serving the admin, a leader, and the
-    // user's permissions as the database holds them.
+    // Recovery: every node ready, serving the admin, a leader, and each
+    // test user's permissions as the database holds its role's menus.
     let deadline = resumed + Duration::from_secs(20);
     let mut recovered_at = None;
-    let mut truth = None;
+    let mut truth = Vec::new();
     let mut views = Vec::new();
     while clock.now() < deadline {
         let mut ok = true;
@@ -150,17 +200,26 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         }
         ok &= sampler.leader_since(resumed).is_some();
         if ok {
-            if let Ok(menus) = env.role_menus(0, &admin, role).await {
-                let codes: std::collections::BTreeSet<String> = CODES
-                    .iter()
-                    .zip(&ids)
-                    .filter(|(_, id)| menus.contains(id))
-                    .map(|(c, _)| c.to_string())
-                    .collect();
-                truth = Some(codes);
+            truth.clear();
+            views.clear();
+            for (role, token) in [(role_a, &user_a), (role_b, &user_b)] {
+                let codes: Option<BTreeSet<String>> =
+                    env.role_menus(0, &admin, role).await.ok().map(|menus| {
+                        CODES
+                            .iter()
+                            .zip(&ids)
+                            .filter(|(_, id)| menus.contains(id))
+                            .map(|(c, _)| c.to_string())
+                            .collect()
+                    });
+                views.push(all_permissions(&env, token).await);
+                truth.push(codes);
             }
-            views = all_permissions(&env, &user_token).await;
-            if truth.is_some() && views.iter().all(|v| v.as_ref() == truth.as_ref()) {
+            let consistent = truth
+                .iter()
+                .zip(&views)
+                .all(|(t, v)| t.is_some() && v.iter().all(|p| p.as_ref() == t.as_ref()));
+            if consistent {
                 recovered_at = Some(clock.now() - resumed);
                 break;
             }
@@ -169,11 +228,47 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     }
     load.phase("after");
     tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Outage 2: a write in flight when Redis stops answering, then nothing
+    // else changes permissions.
+    load.phase("outage 2 (a write in flight)");
+    let paused2 = clock.now();
+    env.redis.pause().await?;
+    let in_flight = write(0, role_a, ids[1]).await;
+    tokio::time::sleep((paused2 + s.max_stale + s.redis_timeout).saturating_sub(clock.now())).await;
+    env.redis.resume().await?;
+    let resumed2 = clock.now();
+    load.phase("after outage 2");
+    let deadline2 = resumed2 + s.lease * 2 + s.max_stale;
+    let mut settled = None;
+    let mut truth_a = None;
+    let mut views_a = Vec::new();
+    while clock.now() < deadline2 {
+        truth_a = env.role_menus(0, &admin, role_a).await.ok().map(|menus| {
+            CODES
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| menus.contains(id))
+                .map(|(c, _)| c.to_string())
+                .collect::<BTreeSet<String>>()
+        });
+        views_a = all_permissions(&env, &user_a).await;
+        if truth_a.is_some() && views_a.iter().all(|v| v.as_ref() == truth_a.as_ref()) {
+            settled = Some(clock.now() - resumed2);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let to = clock.unix_now() - 1000;
     let traffic = load.stop().await;
     let samples = sampler.stop().await;
     require_traffic(&traffic)?;
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(1), async {
+        while pending.join_next().await.is_some() {}
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    let probes = std::mem::take(&mut *probes.lock().expect("probes"));
 
     // Reads that need no coordination.
     let public: Vec<&Probe> = probes
@@ -204,7 +299,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     // Checks and writes that need coordination.
     let mut refused = 0;
     let mut required = 0;
-    let mut wrong = Vec::new();
+    let mut wrong: BTreeMap<String, usize> = BTreeMap::new();
     for p in probes.iter().filter(|p| !p.what.starts_with("public")) {
         let late = p.sent >= paused + refuse_after;
         match &p.answer {
@@ -215,20 +310,25 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             Ok(a) if a.status == 200 && !late && !p.what.starts_with("login") => {}
             Ok(a) => {
                 required += usize::from(late);
-                wrong.push(format!(
-                    "{} at +{}: {} {}",
-                    p.what,
-                    ms(p.sent - paused),
-                    a.status,
-                    a.error_code()
-                ));
+                *wrong
+                    .entry(format!("{}: {} {}", p.what, a.status, a.error_code()))
+                    .or_default() += 1;
             }
             Err(e) => {
                 required += usize::from(late);
-                wrong.push(format!("{} at +{}: {e:#}", p.what, ms(p.sent - paused)));
+                let kind = if format!("{e:#}").contains("timed out") {
+                    "no answer within 30 s"
+                } else {
+                    "transport error"
+                };
+                *wrong.entry(format!("{}: {kind}", p.what)).or_default() += 1;
             }
         }
     }
+    let wrong: Vec<String> = wrong
+        .into_iter()
+        .map(|(what, n)| format!("{what} ×{n}"))
+        .collect();
     report.check(
         format!(
             "coordinated checks and writes answer 503 with the envelope (from maxStale + poll + timeout = {} on)",
@@ -340,6 +440,32 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         },
         format!("≤ {} (2 × lease + maxStale)", ms(recovery_bound)),
         recovered_at.is_some_and(|d| d <= recovery_bound),
+    );
+    let in_flight_text = match &in_flight {
+        Ok(a) => format!("{} {} in {}", a.status, a.error_code(), fmt_ms(a.took)),
+        Err(e) => format!("{e:#}"),
+    };
+    report.check(
+        "a write in flight when Redis stopped answering: afterwards every node serves what the database holds",
+        match settled {
+            Some(d) => format!(
+                "the write answered {in_flight_text}; nodes agree with the database {} after SIGCONT",
+                ms(d)
+            ),
+            None => format!(
+                "the write answered {in_flight_text}; the database holds {:?} for the role, the nodes serve {:?}",
+                truth_a.as_ref().map(|t| t.iter().cloned().collect::<Vec<_>>()),
+                views_a
+                    .iter()
+                    .map(|v| v.as_ref().map(|v| v.iter().cloned().collect::<Vec<_>>()))
+                    .collect::<Vec<_>>()
+            ),
+        },
+        format!(
+            "agree within {} (2 × lease + maxStale)",
+            ms(s.lease * 2 + s.max_stale)
+        ),
+        settled.is_some(),
     );
     let same = env
         .cluster
