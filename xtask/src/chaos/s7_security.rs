@@ -23,6 +23,8 @@ pub const CONVERGENCE: Duration = Duration::from_millis(200);
 pub const LOGIN_LIMIT: usize = 10;
 /// Wrong-password logins sent.
 const LOGIN_TRIES: usize = 15;
+/// Logins whose token is asked first of another node.
+const FRESH_LOGINS: usize = 12;
 /// Protected by `system:user:query`.
 const USER_LIST: &str = "/api/v1/user?pageNum=1&pageSize=1";
 
@@ -61,9 +63,13 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     let load = env.load(Targets::Direct(bases.clone()), "security").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let mut fresh = Fresh::default();
+
     // 1. Logout on one node.
     let token = api.login(&bases[0], "chaos-sec-a", &pw_a).await?;
-    accepted_everywhere(api, &bases, "/api/v1/user/info", &token).await?;
+    fresh
+        .wait(api, &env, 0, "/api/v1/user/info", &token, clock)
+        .await?;
     api.ok(
         Method::POST,
         &bases[1],
@@ -83,7 +89,9 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
 
     // 2. Forced logout by the admin.
     let token = api.login(&bases[2], "chaos-sec-a", &pw_a).await?;
-    accepted_everywhere(api, &bases, "/api/v1/user/info", &token).await?;
+    fresh
+        .wait(api, &env, 2, "/api/v1/user/info", &token, clock)
+        .await?;
     let online = api
         .ok(
             Method::GET,
@@ -122,7 +130,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
 
     // 3. A permission removed from the role.
     let token = api.login(&bases[1], "chaos-sec-a", &pw_a).await?;
-    accepted_everywhere(api, &bases, USER_LIST, &token).await?;
+    fresh.wait(api, &env, 1, USER_LIST, &token, clock).await?;
     let answer = env.set_role_menus(2, &admin, role, &[]).await?;
     if answer.status != 200 {
         bail!(
@@ -142,7 +150,9 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
 
     // 4. A user disabled.
     let token = api.login(&bases[0], "chaos-sec-b", &pw_b).await?;
-    accepted_everywhere(api, &bases, "/api/v1/user/info", &token).await?;
+    fresh
+        .wait(api, &env, 0, "/api/v1/user/info", &token, clock)
+        .await?;
     api.ok(
         Method::PUT,
         &bases[1],
@@ -171,7 +181,46 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         logins.iter().all(|l| l.starts_with("401")),
     );
 
-    // 5. The login rate limit across nodes.
+    // 5. More logins of a user whose sessions every node has cached: each
+    // new token asked first of another node than the one that issued it.
+    let (_, pw_c) = env.create_user(&admin, "chaos-sec-c", &[role]).await?;
+    let token = api.login(&bases[0], "chaos-sec-c", &pw_c).await?;
+    fresh
+        .wait(api, &env, 0, "/api/v1/user/info", &token, clock)
+        .await?;
+    for k in 0..FRESH_LOGINS {
+        let at = k % NODES;
+        let token = api.login(&bases[at], "chaos-sec-c", &pw_c).await?;
+        fresh
+            .wait_from(
+                api,
+                &env,
+                at,
+                (at + 1) % NODES,
+                "/api/v1/user/info",
+                &token,
+                clock,
+            )
+            .await?;
+    }
+    report.check(
+        "a new token is accepted by every node as soon as its login returns",
+        format!(
+            "{} logins; {} refusals before acceptance{}; accepted everywhere within {}",
+            fresh.logins,
+            fresh.refusals.len(),
+            if fresh.refusals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", fresh.refusals.join("; "))
+            },
+            ms(fresh.slowest)
+        ),
+        "0 refusals",
+        fresh.refusals.is_empty(),
+    );
+
+    // 6. The login rate limit across nodes.
     let mut by_node: BTreeMap<String, Vec<u16>> = BTreeMap::new();
     let mut sequence = Vec::new();
     for k in 0..LOGIN_TRIES {
@@ -215,7 +264,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     );
     report.traffic = summarize(&traffic.records, &traffic.phases, |_| Some("nodes".into()));
 
-    // 6. No secret in any log line (the nodes are stopped first, so every
+    // 7. No secret in any log line (the nodes are stopped first, so every
     // line is on disk).
     env.cluster.stop_all();
     let secrets = ctx.secrets.all();
@@ -271,19 +320,72 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless every node answers 200 to `path` with `token`.
-async fn accepted_everywhere(api: &Api, bases: &[String], path: &str, token: &str) -> Result<()> {
-    for base in bases {
-        let a = api.get(base, path, Some(token)).await?;
-        if a.status != 200 {
-            bail!(
-                "{path} on {base} before the change: {} {}",
-                a.status,
-                a.body
-            );
-        }
+/// Fresh tokens: how long every node took to accept them, and every
+/// refusal seen before.
+#[derive(Default)]
+struct Fresh {
+    logins: usize,
+    refusals: Vec<String>,
+    slowest: Duration,
+}
+
+impl Fresh {
+    /// Right after a login on node `at`: asks every node for `path` with
+    /// `token` until it answers 200 (3 s at most), counting other answers.
+    async fn wait(
+        &mut self,
+        api: &Api,
+        env: &Env,
+        at: usize,
+        path: &str,
+        token: &str,
+        clock: Clock,
+    ) -> Result<()> {
+        self.wait_from(api, env, at, 0, path, token, clock).await
     }
-    Ok(())
+
+    /// [`Fresh::wait`], asking node `first` first, then the others in order.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_from(
+        &mut self,
+        api: &Api,
+        env: &Env,
+        at: usize,
+        first: usize,
+        path: &str,
+        token: &str,
+        clock: Clock,
+    ) -> Result<()> {
+        self.logins += 1;
+        let start = clock.now();
+        let n = env.cluster.nodes.len();
+        for node in (0..n).map(|k| &env.cluster.nodes[(first + k) % n]) {
+            loop {
+                let a = api.get(&node.base, path, Some(token)).await?;
+                if a.status == 200 {
+                    break;
+                }
+                self.refusals.push(format!(
+                    "{} {} on {} {} after the login on {}",
+                    a.status,
+                    a.error_code(),
+                    node.id,
+                    ms(clock.now() - start),
+                    env.cluster.nodes[at].id
+                ));
+                if clock.now() - start > Duration::from_secs(3) {
+                    bail!(
+                        "{path} on {} never accepted a new token: {}",
+                        node.id,
+                        a.body
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        self.slowest = self.slowest.max(clock.now() - start);
+        Ok(())
+    }
 }
 
 /// Polls `path` with `token` on every node until each answers `expect`;
