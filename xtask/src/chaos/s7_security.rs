@@ -24,7 +24,7 @@ pub const LOGIN_LIMIT: usize = 10;
 /// Wrong-password logins sent.
 const LOGIN_TRIES: usize = 15;
 /// Logins whose token is asked first of another node.
-const FRESH_LOGINS: usize = 12;
+const FRESH_LOGINS: usize = 30;
 /// Protected by `system:user:query`.
 const USER_LIST: &str = "/api/v1/user?pageNum=1&pageSize=1";
 
