@@ -105,6 +105,27 @@ pub fn run(args: ChaosArgs) -> Result<()> {
     if !args.dev {
         build.arg("--release");
     }
+    // `cargo run` gave this process the variables of the xtask package
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_*…); passed on, they change the
+    // fingerprint of build scripts that read them (ring's reads
+    // CARGO_MANIFEST_DIR) and a build from here would redo what a build
+    // from the shell did, and the other way round.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let set_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&key.as_str());
+        if set_by_cargo_run {
+            build.env_remove(key);
+        }
+    }
     eprintln!("xtask chaos: building the server: {}", display(&build));
     let status = ChildGuard::spawn(&mut build)?.wait()?;
     if !status.success() {
