@@ -315,9 +315,9 @@ impl Cluster {
         }
     }
 
-    /// Stops every running node (SIGCONT, SIGTERM to all, then waits; SIGKILL
-    /// after 10 s), so their logs are complete.
-    pub fn stop_all(&mut self) {
+    /// Stops every running node: SIGCONT and SIGTERM to all, then waits up
+    /// to `grace` for all of them together, then SIGKILL for the rest.
+    pub fn stop_all(&mut self, grace: Duration) {
         for node in &self.nodes {
             if let Some(pid) = node.pid() {
                 let pid = Pid::from_raw(pid as i32);
@@ -325,14 +325,16 @@ impl Cluster {
                 let _ = kill(pid, Signal::SIGTERM);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + grace;
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                // Dropping the guard kills what is left.
-                drop(child);
+                if matches!(child.try_wait(), Ok(None)) {
+                    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                }
+                let _ = child.wait();
             }
         }
     }
@@ -340,7 +342,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.stop_all();
+        // Also on errors, panics and Ctrl-C: nodes get a moment to stop
+        // cleanly (their Redis may be gone already), then are killed.
+        self.stop_all(Duration::from_secs(3));
     }
 }
 

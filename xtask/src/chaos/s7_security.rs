@@ -266,7 +266,7 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
 
     // 7. No secret in any log line (the nodes are stopped first, so every
     // line is on disk).
-    env.cluster.stop_all();
+    env.cluster.stop_all(Duration::from_secs(15));
     let secrets = ctx.secrets.all();
     let scan = scan_logs(&ctx.run_dirs, &secrets)?;
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
