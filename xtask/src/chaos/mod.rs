@@ -61,8 +61,9 @@ use crate::process::{ChildGuard, cargo, display};
 /// Options of `cargo xtask chaos`.
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
-    /// Shorter phases (Redis outage 6 s instead of 20 s, shorter steady and
-    /// settle times): about 3–5 minutes with `--dev` on 2 cores.
+    /// Shorter phases (Redis outage 6 s instead of 20 s, PostgreSQL down 3 s
+    /// instead of 12 s, shorter steady and settle times): about 2 minutes
+    /// with `--dev` on 2 cores.
     #[arg(long)]
     short: bool,
     /// Run only these scenarios (1–7, e.g. `--scenario 1 4`); default all.
