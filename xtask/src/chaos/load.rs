@@ -434,6 +434,17 @@ pub fn summarize(
         .collect()
 }
 
+/// Traffic rows per node over every phase; `names` are the node ids.
+pub fn per_node(records: &[Record], names: &[String]) -> Vec<TrafficRow> {
+    let all: Vec<Record> = records.iter().map(|r| Record { phase: 0, ..*r }).collect();
+    summarize(&all, &["all phases".to_string()], |r| {
+        Some(match r.node {
+            Some(n) => names.get(n).cloned().unwrap_or_else(|| n.to_string()),
+            None => "through the load balancer".to_string(),
+        })
+    })
+}
+
 /// Requests that did not answer 2xx, by outcome label.
 pub fn failures<'a>(records: impl IntoIterator<Item = &'a Record>) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -509,6 +520,15 @@ mod tests {
         assert_eq!(failures(&records).get("503"), Some(&1));
         // A class of None leaves records out.
         assert!(summarize(&records, &phases, |_| None).is_empty());
+        let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let nodes = per_node(&records, &names);
+        assert_eq!(
+            nodes
+                .iter()
+                .map(|t| (t.target.as_str(), t.sent))
+                .collect::<Vec<_>>(),
+            vec![("a", 2), ("b", 3), ("c", 1)]
+        );
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct ScenarioReport {
     pub checks: Vec<Check>,
     /// Requests per phase.
     pub traffic: Vec<TrafficRow>,
+    /// Requests per node over all phases.
+    pub per_node: Vec<TrafficRow>,
     /// Fires of the scenario's master_only job.
     pub fires: Vec<FireRow>,
     /// Extra lines (details of failures, what was measured how).
@@ -223,6 +225,24 @@ pub fn scenario_markdown(s: &ScenarioReport) -> String {
             );
         }
     }
+    if !s.per_node.is_empty() {
+        out.push_str(
+            "\nRequests per node (all phases, faulted moments included):\n\n| node | sent | 2xx | failed by status | p50 | p99 | max |\n|---|---|---|---|---|---|---|\n",
+        );
+        for t in &s.per_node {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                cell(&t.target),
+                t.sent,
+                t.ok,
+                fmt_failed(&t.failed),
+                fmt_ms(t.p50),
+                fmt_ms(t.p99),
+                fmt_ms(t.max)
+            );
+        }
+    }
     if !s.fires.is_empty() {
         out.push_str(
             "\nFires of the master_only job (`@every 1s`):\n\n| window | expected | ran once | of which recovered late | interrupted by a kill | missed | duplicated | claims `*` ≠ 1 | run by a node without the claim |\n|---|---|---|---|---|---|---|---|---|\n",
@@ -311,6 +331,13 @@ mod tests {
             p99: Duration::from_millis(20),
             max: Duration::from_millis(1500),
         });
+        s.per_node.push(TrafficRow {
+            phase: "all".into(),
+            target: "chaos-2".into(),
+            sent: 5,
+            ok: 5,
+            ..TrafficRow::default()
+        });
         s.fires.push(FireRow {
             label: "whole scenario".into(),
             accounting: FireAccounting {
@@ -338,6 +365,10 @@ mod tests {
         assert!(md.contains("| kill 1 | surviving nodes | 10 | 8 | 503 ×1, connect ×1 | 1.5 ms | 20.0 ms | 1.50 s |"), "{md}");
         assert!(
             md.contains("| whole scenario | 30 | 29 | 0 | 0 | 1 | 0 | 0 | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| chaos-2 | 5 | 5 | - | 0.0 ms | 0.0 ms | 0.0 ms |"),
             "{md}"
         );
         assert!(md.contains("Took 31.2s; node logs in `target/chaos/1-leader-kill`."));

@@ -153,6 +153,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             .to_string(),
         )
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     report.notes.push(format!(
         "Failover is measured from just before the SIGKILL to the first /metrics answer of \
          another node claiming a higher term (every node sampled every {} ms), so it includes \

@@ -193,6 +193,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             .to_string(),
         )
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     report.notes.push(format!(
         "The stop point is the instant the kernel reported the process stopped (Unix ms \
          {stop_point}); rows count by their start_at, claims by claimed_at. Requests to the \

@@ -267,6 +267,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
             "nodes".to_string()
         })
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     report.notes.push(format!(
         "Times are measured from the moment the new redis-server answered PING. The role's \
          menus went {} → {} before the restart and → {} after it; the check reads \

@@ -511,6 +511,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
                 .to_string(),
         )
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     let write_notes: Vec<String> = probes
         .iter()
         .filter(|p| p.what.starts_with("write") || p.what.starts_with("login"))

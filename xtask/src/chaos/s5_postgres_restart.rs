@@ -277,6 +277,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
                 .to_string(),
         )
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     report.notes.push(format!(
         "/ready was probed on every node every 20 ms ({} probes). A gap runs from the start of \
          the pg_ctl command until every node answered /ready 200 again. With a restart shorter \

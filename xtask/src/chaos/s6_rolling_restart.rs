@@ -216,6 +216,8 @@ pub async fn run(ctx: &Ctx, lb: LbChoice, report: &mut ScenarioReport) -> Result
     report.traffic = summarize(&traffic.records, &traffic.phases, |_| {
         Some("load balancer".to_string())
     });
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
     report.notes.push(format!(
         "Leadership is sampled from every node's /metrics (`lina_leader_term`, computed from \
          the node's lease deadline at the moment of the request) every {} ms. Checked: (a) no \

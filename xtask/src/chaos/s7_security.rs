@@ -263,6 +263,8 @@ pub async fn run(ctx: &Ctx, report: &mut ScenarioReport) -> Result<()> {
         failed.is_empty(),
     );
     report.traffic = summarize(&traffic.records, &traffic.phases, |_| Some("nodes".into()));
+    let names: Vec<String> = env.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    report.per_node = super::load::per_node(&traffic.records, &names);
 
     // 7. No secret in any log line (the nodes are stopped first, so every
     // line is on disk).
