@@ -18,6 +18,7 @@
 //! ```
 
 mod bench;
+mod chaos;
 mod cluster;
 mod lina_api;
 mod process;
@@ -54,6 +55,9 @@ enum Command {
     /// readiness, one leader, tokens, menus, plugins, master_only jobs,
     /// permission changes on every node).
     Verify(verify::VerifyArgs),
+    /// Fault scenarios against a three-node cluster under load; writes
+    /// target/chaos/report.md and fails when a check fails.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::RunCluster(args) => cluster::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Chaos(args) => chaos::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
