@@ -11,6 +11,9 @@
 //! 7. the scaling checklist on a real cluster: `cargo xtask run-cluster`
 //!    (three nodes of the binary nextest built, a private Redis, nginx when
 //!    installed) in `target/ci-cluster`, then `cargo xtask verify` against it
+//! 8. `cargo xtask chaos --short --dev`: the fault scenarios (leader kill and
+//!    pause, Redis restart and outage, PostgreSQL restart, rolling restart,
+//!    security) against a three-node cluster under load
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,8 +36,8 @@ pub struct TestArgs {
     /// Skip the doc tests.
     #[arg(long)]
     no_doc: bool,
-    /// Skip the run-cluster + verify step (also skipped with `--package` or
-    /// a nextest filter).
+    /// Skip the run-cluster + verify and chaos steps (also skipped with
+    /// `--package` or a nextest filter).
     #[arg(long)]
     no_cluster: bool,
     /// Leave throwaway PostgreSQL / Redis servers started by this run running
@@ -97,11 +100,11 @@ pub fn run(args: TestArgs) -> Result<()> {
     };
 
     let cluster = !args.no_cluster && args.packages.is_empty() && args.nextest_args.is_empty();
-    let total = 7
+    let total = 8
         - usize::from(args.no_fmt)
         - usize::from(args.no_clippy)
         - usize::from(args.no_doc)
-        - usize::from(!cluster);
+        - 2 * usize::from(!cluster);
     let mut index = 0;
     let mut step = |name: &'static str,
                     report: &mut Report,
@@ -177,6 +180,13 @@ pub fn run(args: TestArgs) -> Result<()> {
 
     if cluster {
         step("cluster", &mut report, &mut || cluster_smoke(&env))?;
+        step("chaos", &mut report, &mut || {
+            let xtask = std::env::current_exe()?;
+            run_cmd(
+                Command::new(xtask).args(["chaos", "--short", "--dev"]),
+                &env,
+            )
+        })?;
     }
 
     drop(cleanup);
