@@ -87,6 +87,8 @@ pub enum AcquireOutcome {
     Held {
         /// The holder, when known.
         leader: Option<NodeId>,
+        /// The holder's term, when known.
+        term: Option<Term>,
         /// The lease's remaining life, when known.
         remaining: Option<Duration>,
     },
@@ -146,7 +148,10 @@ impl LeaseElection {
         config: ElectionConfig,
         backend: Arc<dyn LeaseBackend>,
     ) -> Self {
-        let (tx, _) = watch::channel(Leadership::Follower { leader: None });
+        let (tx, _) = watch::channel(Leadership::Follower {
+            leader: None,
+            term: None,
+        });
         let shared = Arc::new(Shared {
             node,
             token: OwnerToken::random(),
@@ -172,9 +177,10 @@ impl LeaseElection {
             task.abort();
         }
         *self.shared.held.lock().expect("election state lock") = None;
-        self.shared
-            .tx
-            .send_replace(Leadership::Follower { leader: None });
+        self.shared.tx.send_replace(Leadership::Follower {
+            leader: None,
+            term: None,
+        });
     }
 }
 
@@ -236,12 +242,15 @@ impl Shared {
             }
             None => {}
         }
-        self.tx.send_replace(Leadership::Follower { leader: None });
+        self.tx.send_replace(Leadership::Follower {
+            leader: None,
+            term: None,
+        });
     }
 
-    fn follow(&self, leader: Option<NodeId>) {
+    fn follow(&self, leader: Option<NodeId>, term: Option<Term>) {
         self.tx.send_if_modified(|current| {
-            let next = Leadership::Follower { leader };
+            let next = Leadership::Follower { leader, term };
             if *current == next {
                 false
             } else {
@@ -282,8 +291,12 @@ async fn run(shared: Arc<Shared>, first: tokio::sync::oneshot::Sender<()>) {
                 }
                 config.retry_interval()
             }
-            Ok(Ok(AcquireOutcome::Held { leader, remaining })) => {
-                shared.follow(leader);
+            Ok(Ok(AcquireOutcome::Held {
+                leader,
+                term,
+                remaining,
+            })) => {
+                shared.follow(leader, term);
                 // Try again just after the holder's lease would expire.
                 remaining
                     .map(|r| r + Duration::from_millis(2))
@@ -292,12 +305,12 @@ async fn run(shared: Arc<Shared>, first: tokio::sync::oneshot::Sender<()>) {
             }
             Ok(Err(error)) => {
                 tracing::debug!(node = %shared.node, %error, "election attempt failed");
-                shared.follow(None);
+                shared.follow(None, None);
                 config.retry_interval()
             }
             Err(_) => {
                 tracing::debug!(node = %shared.node, "election attempt timed out");
-                shared.follow(None);
+                shared.follow(None, None);
                 config.retry_interval()
             }
         };

@@ -144,6 +144,8 @@ pub enum Leadership {
     Follower {
         /// The current leader, when known.
         leader: Option<NodeId>,
+        /// The leader's term as last seen (at most a `renewInterval` old).
+        term: Option<Term>,
     },
 }
 

@@ -316,14 +316,18 @@ impl LocalHub {
         node: &NodeId,
         token: &OwnerToken,
         lease: Duration,
-    ) -> Result<u64, (Option<NodeId>, Duration)> {
+    ) -> Result<u64, (Option<NodeId>, u64, Duration)> {
         let now = Instant::now();
         let mut election = guard(&self.election);
         if let Some((holder, held_token, expires)) = &election.holder
             && now < *expires
             && held_token != token
         {
-            return Err((Some(holder.clone()), expires.duration_since(now)));
+            return Err((
+                Some(holder.clone()),
+                election.term,
+                expires.duration_since(now),
+            ));
         }
         election.holder = Some((node.clone(), token.clone(), now + lease));
         election.term += 1;

@@ -377,8 +377,9 @@ impl LeaseBackend for HubLease {
     ) -> Result<AcquireOutcome> {
         Ok(match self.0.lease_try_acquire(node, token, lease) {
             Ok(term) => AcquireOutcome::Acquired { term },
-            Err((leader, remaining)) => AcquireOutcome::Held {
+            Err((leader, term, remaining)) => AcquireOutcome::Held {
                 leader,
+                term: Some(term),
                 remaining: Some(remaining),
             },
         })

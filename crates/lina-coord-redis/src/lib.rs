@@ -882,8 +882,9 @@ impl LeaseBackend for RedisLease {
             [flag, term] if int(flag)? == 1 => Ok(AcquireOutcome::Acquired {
                 term: int(term)? as u64,
             }),
-            [_, holder, pttl] => Ok(AcquireOutcome::Held {
+            [_, holder, pttl, term] => Ok(AcquireOutcome::Held {
                 leader: NodeId::new(text(holder)?).ok(),
+                term: u64::try_from(int(term)?).ok().filter(|t| *t > 0),
                 remaining: u64::try_from(int(pttl)?).ok().map(Duration::from_millis),
             }),
             other => Err(Error::Backend(format!(

@@ -22,14 +22,14 @@ macro_rules! script {
 
 script!(
     ELECTION_ACQUIRE,
-    "KEYS: election, term. ARGV: token, node, lease ms. → {1, term} or {0, holder node, pttl}.",
+    "KEYS: election, term. ARGV: token, node, lease ms. → {1, term} or {0, holder node, pttl, holder's term}.",
     r#"
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local sep = string.find(cur, '\n', 1, true)
   local tok = sep and string.sub(cur, 1, sep - 1) or cur
   if tok ~= ARGV[1] then
-    return {0, sep and string.sub(cur, sep + 1) or '', redis.call('PTTL', KEYS[1])}
+    return {0, sep and string.sub(cur, sep + 1) or '', redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
   end
 end
 local term = redis.call('INCR', KEYS[2])

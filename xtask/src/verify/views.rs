@@ -112,7 +112,7 @@ pub fn leader_agreement(infos: &[(String, Value)], expected: &[String]) -> Resul
     }
     if !silent.is_empty() {
         detail.push_str(&format!(
-            " (no term from {}: a follower's system/info reports none)",
+            " (no term from {}: it has not seen the leader's term yet)",
             silent.join(", ")
         ));
     }
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(
             detail,
             "node-2 leads under term 7; node-1, node-3 name it as leader (no term from node-1, \
-             node-3: a follower's system/info reports none); all list 3 member(s)"
+             node-3: it has not seen the leader's term yet); all list 3 member(s)"
         );
     }
 

@@ -363,6 +363,7 @@ pub async fn one_leader_and_fast_failover_on_release(harness: &dyn Harness) {
             *rx.borrow()
                 == Leadership::Follower {
                     leader: Some(leader_id.clone()),
+                    term: Some(term),
                 }
         })
         .await;

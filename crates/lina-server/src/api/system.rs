@@ -61,11 +61,18 @@ pub async fn info(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResp
     let node = &state.node;
     let coordinator = node.coordinator.as_ref();
     let election = coordinator.election();
-    let term = election.leader_term();
-    let leader = match &*election.leadership().borrow() {
-        Leadership::Leader { .. } if term.is_some() => Some(node.node_id.to_string()),
-        Leadership::Follower { leader } => leader.as_ref().map(|l| l.to_string()),
-        Leadership::Leader { .. } => None,
+    // This node's own term when it leads right now; a follower reports the
+    // leader's term as it last saw it.
+    let own_term = election.leader_term();
+    let (leader, term) = match &*election.leadership().borrow() {
+        Leadership::Leader { .. } if own_term.is_some() => {
+            (Some(node.node_id.to_string()), own_term)
+        }
+        Leadership::Follower { leader, term } => (
+            leader.as_ref().map(|l| l.to_string()),
+            leader.as_ref().and(*term),
+        ),
+        Leadership::Leader { .. } => (None, None),
     };
     let members: Vec<_> = coordinator
         .membership()
@@ -105,7 +112,7 @@ pub async fn info(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResp
             "healthy": health.healthy,
             "leader": leader,
             "term": term,
-            "role": if term.is_some() { "leader" } else { "follower" },
+            "role": if own_term.is_some() { "leader" } else { "follower" },
             "members": members,
         },
         "cacheDomains": domains,

@@ -307,6 +307,24 @@ async fn every_route_works_on_every_node_of_a_cluster() {
     let [a, b, c] = &cluster.nodes;
     let (admin, _) = a.login("admin", "admin123").await;
     create_nobody(a, &admin).await;
+    // Every node names the same leader and term (followers report the
+    // leader's term as they last saw it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut views = Vec::new();
+        for node in [a, b, c] {
+            let (_, info) = node.get("/api/v1/system/info", &admin).await;
+            views.push((
+                info["data"]["cluster"]["leader"].clone(),
+                info["data"]["cluster"]["term"].clone(),
+            ));
+        }
+        if views[0].1.is_u64() && views.iter().all(|v| *v == views[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes disagree: {views:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for node in [a, b, c] {
         check_every_route(node, &admin).await;
         let (_, doc) = node.call(Method::GET, "/api.json", None, None).await;
