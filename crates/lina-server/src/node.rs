@@ -231,12 +231,43 @@ async fn connect_redis(config: &Config, info: NodeInfo) -> anyhow::Result<RedisC
     }
 }
 
-fn advertised_address(config: &Config) -> String {
+/// The address this node announces to the membership: the bound IP, or,
+/// when bound to every interface, the IP of the interface that routes
+/// outward (found by connecting a UDP socket, which sends nothing), so
+/// other nodes and operators see a reachable address; `127.0.0.1` only
+/// when the host has no route at all.
+pub fn advertised_address(config: &Config) -> String {
     let addr = config.server.bind_addr();
-    if addr.ip().is_unspecified() {
-        format!("127.0.0.1:{}", addr.port())
-    } else {
-        addr.to_string()
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let outward = std::net::UdpSocket::bind(("0.0.0.0", 0))
+        .and_then(|socket| {
+            socket.connect(("192.0.2.1", 9))?;
+            socket.local_addr()
+        })
+        .map(|local| local.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    match outward {
+        Some(ip) => std::net::SocketAddr::new(ip, addr.port()).to_string(),
+        None => format!("127.0.0.1:{}", addr.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_bound_to_every_interface_announces_a_reachable_address() {
+        let mut config = Config::default();
+        config.server.address = "127.0.0.1:9130".parse().unwrap();
+        assert_eq!(advertised_address(&config), "127.0.0.1:9130");
+        config.server.address = ":9131".parse().unwrap();
+        let announced: std::net::SocketAddr = advertised_address(&config).parse().unwrap();
+        assert_eq!(announced.port(), 9131);
+        assert!(!announced.ip().is_unspecified(), "{announced}");
     }
 }
 
