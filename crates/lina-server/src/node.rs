@@ -255,22 +255,6 @@ pub fn advertised_address(config: &Config) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_bound_to_every_interface_announces_a_reachable_address() {
-        let mut config = Config::default();
-        config.server.address = "127.0.0.1:9130".parse().unwrap();
-        assert_eq!(advertised_address(&config), "127.0.0.1:9130");
-        config.server.address = ":9131".parse().unwrap();
-        let announced: std::net::SocketAddr = advertised_address(&config).parse().unwrap();
-        assert_eq!(announced.port(), 9131);
-        assert!(!announced.ip().is_unspecified(), "{announced}");
-    }
-}
-
 /// Connects to the database; a SQLite file and its directory are created on
 /// first start.
 async fn open_database(link: &DatabaseLink) -> anyhow::Result<DatabaseConnection> {
@@ -293,4 +277,20 @@ async fn open_database(link: &DatabaseLink) -> anyhow::Result<DatabaseConnection
         .await
         .with_context(|| format!("database {} does not answer", link.redacted()))?;
     Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_bound_to_every_interface_announces_a_reachable_address() {
+        let mut config = Config::default();
+        config.server.address = "127.0.0.1:9130".parse().unwrap();
+        assert_eq!(advertised_address(&config), "127.0.0.1:9130");
+        config.server.address = ":9131".parse().unwrap();
+        let announced: std::net::SocketAddr = advertised_address(&config).parse().unwrap();
+        assert_eq!(announced.port(), 9131);
+        assert!(!announced.ip().is_unspecified(), "{announced}");
+    }
 }
