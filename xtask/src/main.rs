@@ -45,7 +45,7 @@ enum Command {
     /// Start, show or stop the PostgreSQL and Redis that tests use.
     Services(services::ServicesArgs),
     /// Measure a subsystem (`cargo xtask bench` lists the targets); writes
-    /// target/bench/<target>.md.
+    /// target/bench/TARGET.md.
     Bench(bench::BenchArgs),
     /// Run N lina-server nodes in cluster mode behind nginx (when installed)
     /// on this machine, showing role changes; `run-cluster ctl …` kills,

@@ -1,5 +1,5 @@
 //! Request helpers shared by the API modules: JSON bodies read field by
-//! field ([`Fields`]), query parameters, paging, path ids, text filters and
+//! field (`Fields`), query parameters, paging, path ids, text filters and
 //! the mapping of unique-key violations to 409. Every validation error names
 //! its field and never echoes a value (it may be a password).
 
