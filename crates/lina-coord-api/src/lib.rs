@@ -11,7 +11,7 @@
 //! holds the protocols every backend shares, written once over small atomic
 //! primitives: [`LeaseElection`] over a [`LeaseBackend`] and
 //! [`LockService`] over a [`LockBackend`]. With the `testsuite` feature it
-//! exports the conformance suite (module `testsuite`, behind the feature of that name) that every backend runs.
+//! exports the conformance suite (module `testsuite`) that every backend runs.
 //!
 //! # Example
 //!
