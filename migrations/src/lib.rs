@@ -57,6 +57,7 @@ pub mod m20261204_000001_scheduler;
 pub mod m20261204_000002_online_session;
 pub mod m20261204_000003_system;
 pub mod m20261204_000004_plugins;
+mod schema;
 
 /// `sys_job_group.code` of the protected default job group, seeded once.
 pub const DEFAULT_JOB_GROUP_CODE: &str = "default";

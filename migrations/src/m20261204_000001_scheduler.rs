@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sea_orm_migration::prelude::*;
 
+use crate::schema::*;
+
 use crate::{DEFAULT_JOB_GROUP_CODE, DEFAULT_JOB_GROUP_NAME};
 
 /// Creates the four scheduler tables with their indexes and inserts the
@@ -81,67 +83,6 @@ enum SysJobFire {
     NodeId,
     Term,
     ClaimedAt,
-}
-
-/// `BIGINT` primary key assigned by the database on both backends.
-fn id<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .take()
-}
-
-/// `VARCHAR(len) NOT NULL`.
-fn varchar<T: IntoIden>(name: T, len: u32) -> ColumnDef {
-    ColumnDef::new(name).string_len(len).not_null().take()
-}
-
-/// `VARCHAR(len) NOT NULL DEFAULT default`.
-fn varchar_default<T: IntoIden>(name: T, len: u32, default: &str) -> ColumnDef {
-    ColumnDef::new(name)
-        .string_len(len)
-        .not_null()
-        .default(default)
-        .take()
-}
-
-/// `BIGINT NOT NULL`.
-fn bigint<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().take()
-}
-
-/// `BIGINT NULL`.
-fn bigint_null<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).big_integer().null().take()
-}
-
-/// `INT NOT NULL DEFAULT default`.
-fn int_default<T: IntoIden>(name: T, default: i32) -> ColumnDef {
-    ColumnDef::new(name)
-        .integer()
-        .not_null()
-        .default(default)
-        .take()
-}
-
-/// `SMALLINT NOT NULL DEFAULT 0` (a flag).
-fn flag<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .small_integer()
-        .not_null()
-        .default(0)
-        .take()
-}
-
-/// `TEXT NOT NULL DEFAULT default`.
-fn text_default<T: IntoIden>(name: T, default: &str) -> ColumnDef {
-    ColumnDef::new(name)
-        .text()
-        .not_null()
-        .default(default)
-        .take()
 }
 
 /// Now in Unix milliseconds.
@@ -346,29 +287,4 @@ async fn seed_default_group(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         )
         .to_owned();
     manager.execute(insert).await
-}
-
-/// `CREATE INDEX name ON table (cols…)`.
-async fn create_index<T, C, I>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: I,
-) -> Result<(), DbErr>
-where
-    T: IntoIden,
-    C: IntoIden,
-    I: IntoIterator<Item = C>,
-{
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(col);
-    }
-    manager.create_index(index).await
-}
-
-/// `DROP TABLE table`.
-async fn drop_table<T: IntoIden>(manager: &SchemaManager<'_>, table: T) -> Result<(), DbErr> {
-    manager.drop_table(Table::drop().table(table).take()).await
 }

@@ -5,6 +5,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::schema::*;
+
 /// Creates `sys_online_session` and its `last_active_time` index; `down`
 /// drops the table.
 #[derive(DeriveMigrationName)]
@@ -23,20 +25,6 @@ enum SysOnlineSession {
     LoginTime,
     LastActiveTime,
     NodeId,
-}
-
-/// `VARCHAR(len) NOT NULL DEFAULT ''`.
-fn varchar_empty<T: IntoIden>(name: T, len: u32) -> ColumnDef {
-    ColumnDef::new(name)
-        .string_len(len)
-        .not_null()
-        .default("")
-        .take()
-}
-
-/// `BIGINT NOT NULL`.
-fn bigint<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().take()
 }
 
 // `&SchemaManager` without `<'_>`: the trait is written that way, and

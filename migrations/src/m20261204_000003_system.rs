@@ -14,6 +14,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::schema::*;
+
 /// Creates the six system tables with their indexes; `down` drops them.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -97,53 +99,6 @@ enum SysI18nOverride {
     MsgKey,
     MsgValue,
     UpdatedAt,
-}
-
-/// `BIGINT` primary key assigned by the database on both backends.
-fn id<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .take()
-}
-
-/// `VARCHAR(len) NOT NULL`.
-fn varchar<T: IntoIden>(name: T, len: u32) -> ColumnDef {
-    ColumnDef::new(name).string_len(len).not_null().take()
-}
-
-/// `VARCHAR(len) NOT NULL DEFAULT ''`.
-fn varchar_empty<T: IntoIden>(name: T, len: u32) -> ColumnDef {
-    ColumnDef::new(name)
-        .string_len(len)
-        .not_null()
-        .default("")
-        .take()
-}
-
-/// `BIGINT NOT NULL`.
-fn bigint<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().take()
-}
-
-/// `INT NOT NULL DEFAULT default`.
-fn int_default<T: IntoIden>(name: T, default: i32) -> ColumnDef {
-    ColumnDef::new(name)
-        .integer()
-        .not_null()
-        .default(default)
-        .take()
-}
-
-/// `SMALLINT NOT NULL DEFAULT default` (a flag or a small code).
-fn small_default<T: IntoIden>(name: T, default: i16) -> ColumnDef {
-    ColumnDef::new(name)
-        .small_integer()
-        .not_null()
-        .default(default)
-        .take()
 }
 
 // `&SchemaManager` without `<'_>`: the trait is written that way, and
@@ -324,29 +279,4 @@ impl MigrationTrait for Migration {
         // run never leaves half the tables behind with no migration record.
         Some(true)
     }
-}
-
-/// `CREATE INDEX name ON table (cols…)`.
-async fn create_index<T, C, I>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: I,
-) -> Result<(), DbErr>
-where
-    T: IntoIden,
-    C: IntoIden,
-    I: IntoIterator<Item = C>,
-{
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(col);
-    }
-    manager.create_index(index).await
-}
-
-/// `DROP TABLE table`.
-async fn drop_table<T: IntoIden>(manager: &SchemaManager<'_>, table: T) -> Result<(), DbErr> {
-    manager.drop_table(Table::drop().table(table).take()).await
 }

@@ -9,6 +9,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::schema::*;
+
 /// Creates `sys_plugin` and `sys_plugin_file`; `down` drops them.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -39,18 +41,6 @@ enum SysPluginFile {
     Version,
     Path,
     Content,
-}
-
-fn varchar<T: IntoIden>(name: T, len: u32) -> ColumnDef {
-    ColumnDef::new(name).string_len(len).not_null().take()
-}
-
-fn flag<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .small_integer()
-        .not_null()
-        .default(0)
-        .take()
 }
 
 // `async_trait` rejects the impl if the lifetime is spelled out.
@@ -117,12 +107,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(SysPluginFile::Table).take())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(SysPlugin::Table).take())
-            .await
+        drop_table(manager, SysPluginFile::Table).await?;
+        drop_table(manager, SysPlugin::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
