@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use dashmap::DashMap;
 use fred::prelude::{Client, ClientLike, KeysInterface};
@@ -81,21 +81,7 @@ const WARMUP_BUMPS: u32 = 10;
 /// Runs `cargo xtask bench cache`.
 pub fn run(args: CacheArgs) -> Result<()> {
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            report = measure(&args) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let report = result?;
-    report.print_and_write()?;
-    eprintln!("xtask bench cache: done in {}", secs(started.elapsed()));
-    Ok(())
+    super::run_measurement("cache", started, measure(&args))
 }
 
 fn progress(step: &str, message: impl std::fmt::Display) {

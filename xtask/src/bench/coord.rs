@@ -83,21 +83,7 @@ const LOCK_TTL: Duration = Duration::from_secs(10);
 /// Runs `cargo xtask bench coord`.
 pub fn run(args: CoordArgs) -> Result<()> {
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            report = measure(&args) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let report = result?;
-    report.print_and_write()?;
-    eprintln!("xtask bench coord: done in {}", secs(started.elapsed()));
-    Ok(())
+    super::run_measurement("coord", started, measure(&args))
 }
 
 fn progress(step: &str, message: impl std::fmt::Display) {

@@ -82,21 +82,7 @@ pub fn run(args: HttpArgs) -> Result<()> {
     if !binary.is_file() {
         bail!("no server binary at {}", binary.display());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            report = measure(&args, &binary) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let report = result?;
-    report.print_and_write()?;
-    eprintln!("xtask bench http: done in {}", secs(started.elapsed()));
-    Ok(())
+    super::run_measurement("http", started, measure(&args, &binary))
 }
 
 fn progress(step: &str, message: impl std::fmt::Display) {

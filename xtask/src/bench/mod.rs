@@ -17,7 +17,7 @@ mod scheduler;
 
 use std::ffi::OsString;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Subcommand};
 
 use crate::process::{ChildGuard, cargo, display};
@@ -86,6 +86,38 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Target::Scheduler(scheduler_args) => scheduler::run(scheduler_args),
         Target::Http(http_args) => http::run(http_args),
     }
+}
+
+/// A multi-threaded tokio runtime for a benchmark.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")
+}
+
+/// Runs `measure` of benchmark `target` on a fresh runtime (Ctrl-C
+/// interrupts it), prints and writes its report, and says how long the
+/// target took since `started`.
+fn run_measurement(
+    target: &str,
+    started: std::time::Instant,
+    measure: impl std::future::Future<Output = Result<report::Report>>,
+) -> Result<()> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            report = measure => report,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?.print_and_write()?;
+    eprintln!(
+        "xtask bench {target}: done in {}",
+        crate::process::secs(started.elapsed())
+    );
+    Ok(())
 }
 
 fn list_targets() {

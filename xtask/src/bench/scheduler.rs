@@ -83,27 +83,13 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `cargo xtask bench scheduler` (or one node of it, with `--node`).
 pub fn run(args: SchedulerArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")?;
     if let Some(node) = &args.node {
+        let runtime = super::runtime()?;
         let result = runtime.block_on(run_node(node, &args));
         runtime.shutdown_timeout(Duration::from_secs(1));
         return result.with_context(|| format!("scheduler node {node}"));
     }
-    let started = Instant::now();
-    let result = runtime.block_on(async {
-        tokio::select! {
-            report = measure(&args) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    let report = result?;
-    report.print_and_write()?;
-    eprintln!("xtask bench scheduler: done in {}", secs(started.elapsed()));
-    Ok(())
+    super::run_measurement("scheduler", Instant::now(), measure(&args))
 }
 
 fn progress(step: &str, message: impl std::fmt::Display) {
