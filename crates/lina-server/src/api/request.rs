@@ -74,6 +74,11 @@ impl Fields {
         self.raw(name).map(|v| as_int(name, v)).transpose()
     }
 
+    /// A status flag field: 1 normal / enabled, 0 disabled.
+    pub(crate) fn status(&self, name: &str) -> Result<Option<i16>, ApiError> {
+        self.int(name)?.map(|v| check_status(name, v)).transpose()
+    }
+
     /// An array of ids, deduplicated and sorted.
     pub(crate) fn ids(&self, name: &str) -> Result<Option<Vec<i64>>, ApiError> {
         match self.raw(name) {

@@ -154,10 +154,7 @@ impl RoleInput {
             .int("dataScope")?
             .map(|v| check_range("dataScope", v, 1, 5).map(|()| v as i16))
             .transpose()?;
-        let status = f
-            .int("status")?
-            .map(|v| check_status("status", v))
-            .transpose()?;
+        let status = f.status("status")?;
         let remark = f.string("remark")?;
         if let Some(r) = &remark {
             check_len("remark", r, 0, 500)?;
@@ -508,9 +505,8 @@ async fn set_status(
         .await?;
     let fields = Fields::new(body.into_inner())?;
     let status = fields
-        .int("status")?
+        .status("status")?
         .ok_or_else(|| ApiError::validation("status is required"))?;
-    let status = check_status("status", status)?;
     let db = &state.node.db;
     let existing = find_role(db, path.into_inner()).await?;
     if status == 0 && existing.role_key == ADMIN_KEY {

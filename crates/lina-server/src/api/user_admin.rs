@@ -224,10 +224,7 @@ impl UserInput {
         if let Some(a) = &avatar {
             check_len("avatar", a, 0, 255)?;
         }
-        let status = f
-            .int("status")?
-            .map(|v| check_status("status", v))
-            .transpose()?;
+        let status = f.status("status")?;
         let remark = f.string("remark")?;
         if let Some(r) = &remark {
             check_len("remark", r, 0, 500)?;
@@ -559,9 +556,8 @@ async fn set_status(
         .await?;
     let fields = Fields::new(body.into_inner())?;
     let status = fields
-        .int("status")?
+        .status("status")?
         .ok_or_else(|| ApiError::validation("status is required"))?;
-    let status = check_status("status", status)?;
     let db = &state.node.db;
     let existing = find_user(db, path.into_inner()).await?;
     if status == 0 {
